@@ -1,0 +1,226 @@
+"""Cells: (Python interpreter, mod_wsgi, Apache), each with an environment built once and cached.
+
+A cell's environment is a virtualenv made with the target interpreter that holds mod_wsgi compiled
+against the chosen Apache's apxs. It lives in a cache outside the repository (overridable with
+MOD_WSGI_HARNESS_CACHE), so a second run compiles nothing. A cell that cannot be built is
+reported as unsupported with the reason and the build log, never as a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+CACHE_ENV = "MOD_WSGI_HARNESS_CACHE"
+DEFAULT_MOD_WSGI = "6.1.1"
+BUILD_TIMEOUT = 900
+
+
+def cache_root() -> Path:
+    """Where cell environments live: readable by the server user when running as root."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/cache/mod-wsgi-harness")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mod-wsgi-harness"
+
+
+@dataclass(frozen=True)
+class ApacheInfo:
+    version: str
+    origin: str  # "debian" for the distribution's package, else "apxs:<path>"
+    apxs: str
+    httpd: str
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    version: str  # full version, e.g. 3.11.2
+    executable: str  # the base interpreter (never a virtualenv's)
+
+
+@dataclass(frozen=True)
+class Cell:
+    python: PythonInfo
+    mod_wsgi: str  # the pip requirement's version or spec as given
+    apache: ApacheInfo
+    env_dir: str
+
+    @property
+    def express(self) -> Path:
+        return Path(self.env_dir) / "bin" / "mod_wsgi-express"
+
+    @property
+    def env_python(self) -> Path:
+        return Path(self.env_dir) / "bin" / "python"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "python": self.python.version,
+            "python_executable": self.python.executable,
+            "mod_wsgi": self.mod_wsgi,
+            "apache": self.apache.version,
+            "apache_origin": self.apache.origin,
+            "env_dir": self.env_dir,
+        }
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A cell that cannot exist here; the reason is one line, the log is the build's output."""
+
+    reason: str
+    log: str = ""
+
+
+def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+def find_apache() -> ApacheInfo:
+    """Apache via apxs: $APXS if set, else the apxs on PATH (Debian's apache2-dev)."""
+    apxs = os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2")
+    if not apxs:
+        raise HarnessError(
+            "Apache development files not found: install them (apt-get install apache2 apache2-dev) "
+            "or set APXS=/path/to/apxs"
+        )
+    sbindir = _run([apxs, "-q", "SBINDIR"]).stdout.strip()
+    target = _run([apxs, "-q", "PROGNAME"]).stdout.strip() or _run([apxs, "-q", "TARGET"]).stdout.strip()
+    httpd = str(Path(sbindir) / target)
+    if not os.access(httpd, os.X_OK):
+        raise HarnessError(f"apxs at {apxs} names httpd {httpd}, which is not executable; install Apache or fix APXS")
+    banner = _run([httpd, "-v"], env={**os.environ, "LANG": "C"}).stdout
+    match = re.search(r"Apache/(\S+)", banner)
+    version = match[1] if match else "unknown"
+    debian = Path("/etc/debian_version").exists() and Path(apxs).resolve() == Path("/usr/bin/apxs").resolve()
+    return ApacheInfo(version=version, origin="debian" if debian else f"apxs:{apxs}", apxs=apxs, httpd=httpd)
+
+
+def base_interpreter() -> Path:
+    """The interpreter the harness runs on, seen through any virtualenv."""
+    candidate = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return candidate if candidate.exists() else Path(os.path.realpath(sys.executable))
+
+
+def describe_python(executable: Path) -> PythonInfo:
+    probe = _run(
+        [str(executable), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.base_prefix)"]
+    )
+    if probe.returncode != 0:
+        raise HarnessError(f"--python: {executable} does not run ({probe.stderr.strip()[-200:]}); give a Python interpreter")
+    version, base_prefix = probe.stdout.split()
+    major_minor = ".".join(version.split(".")[:2])
+    real = Path(base_prefix) / "bin" / f"python{major_minor}"
+    return PythonInfo(version=version, executable=str(real if real.exists() else Path(executable).resolve()))
+
+
+def _cell_key(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> str:
+    digest = hashlib.sha256(f"{python.executable}|{mod_wsgi}|{apache.apxs}|{apache.version}".encode()).hexdigest()
+    spec = re.sub(r"[^A-Za-z0-9.]+", "_", mod_wsgi)[:40]
+    return f"py{python.version}-modwsgi{spec}-apache{apache.version}-{digest[:10]}"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One builder per cell at a time, across threads, processes and xdist workers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pip_requirement(mod_wsgi: str) -> str:
+    """A bare version means the PyPI release; anything else is passed to pip as it is."""
+    return f"mod_wsgi=={mod_wsgi}" if re.fullmatch(r"\d+(\.\d+)*", mod_wsgi) else mod_wsgi
+
+
+def ensure_cell(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> Cell | Unsupported:
+    """The cell's environment, built on first use and reused after; Unsupported if it cannot be built."""
+    cells = cache_root() / "cells"
+    key = _cell_key(python, mod_wsgi, apache)
+    env_dir = cells / key
+    marker = env_dir / "cell.json"
+    cell = Cell(python=python, mod_wsgi=mod_wsgi, apache=apache, env_dir=str(env_dir))
+    with _locked(cells / f"{key}.lock"):
+        if marker.is_file():
+            return cell
+        failed = cells / f"{key}.unsupported.json"
+        if failed.is_file():
+            record = json.loads(failed.read_text())
+            return Unsupported(record["reason"], record.get("log", ""))
+        if env_dir.exists():
+            shutil.rmtree(env_dir)  # a build that was interrupted half-way
+        result = _build(python, mod_wsgi, apache, env_dir)
+        if isinstance(result, Unsupported):
+            shutil.rmtree(env_dir, ignore_errors=True)
+            failed.write_text(json.dumps({"reason": result.reason, "log": result.log}))
+            return result
+        marker.write_text(json.dumps({**cell.to_json(), "built_at": time.time(), "apache_info": asdict(apache)}))
+        return cell
+
+
+def _build(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo, env_dir: Path) -> Unsupported | None:
+    log: list[str] = []
+
+    def step(args: list[str], env: dict[str, str] | None = None) -> bool:
+        log.append("$ " + " ".join(args))
+        done = _run(args, env=env, timeout=BUILD_TIMEOUT)
+        log.append(done.stdout + done.stderr)
+        return done.returncode == 0
+
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not step([python.executable, "-m", "venv", str(env_dir)]):
+        return Unsupported(f"Python {python.version} cannot create a venv (python -m venv failed)", "\n".join(log))
+    pip_env = {**os.environ, "APXS": apache.apxs, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--no-input"]
+    if not step([*pip, _pip_requirement(mod_wsgi)], env=pip_env):
+        tail = [line for line in log[-1].splitlines() if line.strip()][-1:] or ["no output"]
+        return Unsupported(
+            f"mod_wsgi {mod_wsgi} does not build for Python {python.version} with Apache {apache.version}: {tail[0][:200]}",
+            "\n".join(log),
+        )
+    if not (env_dir / "bin" / "mod_wsgi-express").exists():
+        return Unsupported(f"mod_wsgi {mod_wsgi} installed no mod_wsgi-express", "\n".join(log))
+    (env_dir / "build.log").write_text("\n".join(log))
+    return None
+
+
+def install_requirements(cell: Cell, requirements: tuple[str, ...]) -> Path | Unsupported | None:
+    """A folder holding the scenario's requirements for this cell, cached per requirement set;
+    Unsupported when they do not install there (a package that has no build for that Python)."""
+    if not requirements:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    target = Path(cell.env_dir).with_name(Path(cell.env_dir).name + f"-deps-{digest}")
+    with _locked(target.with_suffix(".lock")):
+        if (target / ".complete").is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        done = _run(
+            [str(cell.env_python), "-m", "pip", "install", "--no-input", "--target", str(target), *requirements],
+            timeout=BUILD_TIMEOUT,
+        )
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            reason = f"requirements {', '.join(requirements)} do not install for this cell: {tail[:200]}"
+            return Unsupported(reason, done.stdout + done.stderr)
+        (target / ".complete").write_text("")
+        return target

@@ -1,0 +1,264 @@
+"""One reload cycle: trigger the mechanism, confirm it fired, probe the app, collect the log delta.
+
+Every cycle yields one record with its timestamps (trigger sent, reload confirmed, probe answered,
+outcome recorded), the probe answers, the new log lines parsed into events, and the process table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from harness import judge, probe
+from harness.classify import EventKind, LogEvent, classify
+from harness.errorlog import LogTail
+from harness.errors import HarnessError
+from harness.judge import Confirmation, Fired
+from harness.layouts import Layout
+from harness.mechanisms import Confirm, Mechanism
+from harness.outcome import Outcome
+from harness.probe import ProbeResult
+from harness.scenario import Scenario
+from harness.server import ApacheServer
+
+POLL = 0.05
+# Apache's parent reaps children and logs AH00052 on a one-second maintenance tick: after a failed
+# request, wait this long for the line that says whether a process died by a signal.
+DEATH_NOTICE_WAIT = 1.6
+AFTER_REQUEST_CONFIRM = 8.0
+DAEMON_WAIT = 15.0
+
+
+class Interrupted(Exception):
+    """The harness is being stopped; the cycle in progress is not recorded as an outcome."""
+
+
+@dataclass
+class CycleLog:
+    """The log lines a cycle has seen so far, read as they arrive."""
+
+    tail: LogTail
+    lines: list[str] = field(default_factory=list)
+    trigger_mark: int = 0  # index of the first line logged after the trigger was sent
+
+    def read(self) -> list[str]:
+        new = self.tail.read()
+        self.lines += new
+        return new
+
+    def mark_trigger(self) -> None:
+        self.read()
+        self.trigger_mark = len(self.lines)
+
+    def events(self) -> list[LogEvent]:
+        return list(classify(self.lines))
+
+    def has(self, kind: EventKind) -> bool:
+        """Whether a line logged since the trigger records this kind of event."""
+        return any(e.kind is kind for e in classify(self.lines[self.trigger_mark :]))
+
+
+@dataclass
+class CycleRecord:
+    run: str
+    cycle: int
+    phase: str  # "load" (first request), "reload", "stop" (server shut down)
+    mechanism: str
+    outcome: Outcome
+    evidence: list[str]
+    confirmation: Confirmation
+    probes: list[ProbeResult]
+    events: list[LogEvent]
+    daemon_pids_before: list[int]
+    daemon_pids_after: list[int]
+    processes: list[dict[str, object]]
+    timestamps: dict[str, float | None]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "run": self.run,
+            "cycle": self.cycle,
+            "phase": self.phase,
+            "mechanism": self.mechanism,
+            "outcome": self.outcome.value,
+            "evidence": self.evidence,
+            "confirmation": {
+                "fired": self.confirmation.fired.value,
+                "detail": self.confirmation.detail,
+            },
+            "probes": [p.to_json() for p in self.probes],
+            "events": [e.to_json() for e in self.events],
+            "daemon_pids_before": self.daemon_pids_before,
+            "daemon_pids_after": self.daemon_pids_after,
+            "processes": self.processes,
+            "timestamps": self.timestamps,
+        }
+
+
+class CycleRunner:
+    """Drives the cycles of one run against one server."""
+
+    def __init__(
+        self,
+        run_id: str,
+        server: ApacheServer,
+        mechanism: Mechanism,
+        scenario: Scenario,
+        layout: Layout,
+        tail: LogTail,
+        stop: threading.Event,
+    ) -> None:
+        self.run_id = run_id
+        self.server = server
+        self.mechanism = mechanism
+        self.scenario = scenario
+        self.layout = layout
+        self.tail = tail
+        self.stop = stop
+
+    # --- waiting -----------------------------------------------------------------------------
+    def _wait(self, condition: Callable[[], bool], timeout: float, log: CycleLog | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if log is not None:
+                log.read()
+            if condition():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if self.stop.wait(POLL):
+                raise Interrupted()
+
+    def _probe_all(self) -> list[ProbeResult]:
+        results = []
+        for mount in self.layout.mounts:
+            for spec in self.scenario.probes:
+                if self.stop.is_set():
+                    raise Interrupted()
+                results.append(probe.send(self.server.port, mount.prefix, spec))
+        return results
+
+    @property
+    def _daemon_mode(self) -> bool:
+        return not self.mechanism.embedded
+
+    # --- confirmation ------------------------------------------------------------------------
+    def _confirm_pid(self, before: set[int], timeout: float, log: CycleLog) -> Confirmation:
+        def replaced() -> bool:
+            now = self.server.daemon_pids()
+            return bool(now) and not (before & now)
+
+        if self._wait(replaced, timeout, log):
+            return Confirmation(Fired.CONFIRMED, f"daemon {sorted(before)} -> {sorted(self.server.daemon_pids())}", time.time())
+        if not self.server.running():
+            return Confirmation(Fired.SERVER_GONE, "the Apache parent exited")
+        now = self.server.daemon_pids()
+        if before & now:
+            if log.has(EventKind.RELOAD_REQUESTED):
+                return Confirmation(Fired.STUCK, f"daemon {sorted(before & now)} asked to restart, still alive after {timeout:.0f}s")
+            return Confirmation(Fired.NOT_FIRED, f"daemon {sorted(before & now)} still serving after {timeout:.0f}s")
+        return Confirmation(Fired.NO_NEW_DAEMON, f"daemon {sorted(before)} gone, none started within {timeout:.0f}s")
+
+    def _confirm_script_load(self, timeout: float, log: CycleLog) -> Confirmation:
+        if self._wait(lambda: log.has(EventKind.SCRIPT_LOADED), timeout, log):
+            return Confirmation(Fired.CONFIRMED, "script loaded again (log)", time.time())
+        if not self.server.running():
+            return Confirmation(Fired.SERVER_GONE, "the Apache parent exited")
+        return Confirmation(Fired.NOT_FIRED, f"no 'Loading/Reloading WSGI script' line within {timeout:.0f}s")
+
+    # --- cycles ------------------------------------------------------------------------------
+    def first_load(self) -> CycleRecord:
+        """Cycle 0: the app's first requests after start-up, before any reload."""
+        log = CycleLog(self.tail)
+        before = sorted(self.server.daemon_pids())
+        probes = self._probe_all()
+        return self._finish(0, "load", log, Confirmation(Fired.NOT_APPLICABLE, "first load"), probes, before,
+                            {"trigger_sent": None, "reload_confirmed": None, "probe_answered": _last(probes)})
+
+    def reload(self, index: int) -> CycleRecord:
+        log = CycleLog(self.tail)
+        mechanism = self.mechanism
+        before: set[int] = set()
+        if self._daemon_mode:
+            self._wait(lambda: bool(self.server.daemon_pids()), DAEMON_WAIT, log)
+            before = self.server.daemon_pids()
+            if not before:
+                fired = Fired.SERVER_GONE if not self.server.running() else Fired.NO_NEW_DAEMON
+                confirmation = Confirmation(fired, f"no daemon process to reload within {DAEMON_WAIT:.0f}s")
+                return self._finish(index, "reload", log, confirmation, [], [], _stamps(None, None, None))
+        log.mark_trigger()  # lines before it still count for this cycle's outcome, not for confirmation
+        sent = time.time()
+        try:
+            mechanism.trigger(self.server)
+        except HarnessError as exc:
+            confirmation = Confirmation(Fired.NOT_FIRED, str(exc))
+            return self._finish(index, "reload", log, confirmation, [], sorted(before), _stamps(sent, None, None))
+        if mechanism.fires_on_request:
+            probes = self._probe_all()
+            if mechanism.confirm is Confirm.SCRIPT_LOAD:
+                confirmation = self._confirm_script_load(AFTER_REQUEST_CONFIRM, log)
+            else:
+                confirmation = self._confirm_pid(before, AFTER_REQUEST_CONFIRM, log)
+        else:
+            confirmation = self._confirm_pid(before, mechanism.deadline, log)
+            probes = self._probe_all() if confirmation.fired is Fired.CONFIRMED else []
+        return self._finish(index, "reload", log, confirmation, probes, sorted(before),
+                            _stamps(sent, confirmation.at, _last(probes)))
+
+    def shutdown(self, index: int) -> CycleRecord:
+        """The server's own stop: sub-interpreters are destroyed and Python finalized here."""
+        log = CycleLog(self.tail)
+        before = sorted(self.server.daemon_pids())
+        sent = time.time()
+        self.server.stop()
+        log.lines += self.tail.flush()
+        confirmation = Confirmation(Fired.NOT_APPLICABLE, "server stopped")
+        return self._finish(index, "stop", log, confirmation, [], before, _stamps(sent, None, None), settle=False)
+
+    def _finish(
+        self,
+        index: int,
+        phase: str,
+        log: CycleLog,
+        confirmation: Confirmation,
+        probes: list[ProbeResult],
+        before: Sequence[int],
+        stamps: dict[str, float | None],
+        settle: bool = True,
+    ) -> CycleRecord:
+        failed = any(p.error is not None or p.server_error for p in probes) or confirmation.fired not in (
+            Fired.CONFIRMED,
+            Fired.NOT_APPLICABLE,
+        )
+        if settle and failed:
+            self._wait(lambda: log.has(EventKind.SIGNAL_DEATH) or log.has(EventKind.KILLED), DEATH_NOTICE_WAIT, log)
+        elif settle:
+            log.read()
+        events = log.events()
+        outcome, evidence = judge.decide(confirmation, probes, events, log.lines)
+        stamps["outcome_recorded"] = time.time()
+        return CycleRecord(
+            run=self.run_id,
+            cycle=index,
+            phase=phase,
+            mechanism=self.mechanism.name,
+            outcome=outcome,
+            evidence=evidence,
+            confirmation=confirmation,
+            probes=probes,
+            events=[e for e in events if e.kind is not EventKind.FAULTHANDLER][:50],
+            daemon_pids_before=list(before),
+            daemon_pids_after=sorted(self.server.daemon_pids()),
+            processes=self.server.process_table(),
+            timestamps=stamps,
+        )
+
+
+def _last(probes: Sequence[ProbeResult]) -> float | None:
+    return max((p.answered_at for p in probes), default=None)
+
+
+def _stamps(sent: float | None, confirmed: float | None, answered: float | None) -> dict[str, float | None]:
+    return {"trigger_sent": sent, "reload_confirmed": confirmed, "probe_answered": answered}

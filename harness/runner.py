@@ -1,0 +1,182 @@
+"""Execute one run: a scenario under one mechanism and layout in one cell, for N reload cycles.
+
+Each run gets its own server (private root, free loopback port) and its own results folder; the
+server is stopped whatever happens, and every finished cycle is on disk before the next starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import registry, results
+from harness.cell import Cell, Unsupported, install_requirements
+from harness.cycle import CycleRecord, CycleRunner, Interrupted
+from harness.errorlog import LogTail
+from harness.layouts import Layout
+from harness.mechanisms import Mechanism
+from harness.outcome import Outcome, count, worst
+from harness.privileges import ServerUser
+from harness.scenario import Scenario
+from harness.server import ApacheServer, ServerPlan, StartFailed
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    scenario: Scenario
+    mechanism: Mechanism
+    layout: Layout
+    cycles: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.scenario.name}.{self.mechanism.name}.{self.layout.name}"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What all runs of one invocation share."""
+
+    session_dir: Path
+    cell: Cell | Unsupported
+    cell_info: dict[str, Any]
+    user: ServerUser
+    stop: threading.Event
+    port: int | None = None
+
+
+class RunRecorder:
+    """Collects a run's cycle records, appending each to cycles.jsonl as it is made."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.records: list[CycleRecord] = []
+        self.synthetic: list[tuple[Outcome, list[str]]] = []
+
+    def add(self, record: CycleRecord) -> None:
+        results.append_jsonl(self.run_dir / results.CYCLES, record.to_json())
+        self.records.append(record)
+
+    def outcomes(self) -> list[Outcome]:
+        return [r.outcome for r in self.records] + [o for o, _ in self.synthetic]
+
+    def evidence(self) -> dict[str, list[str]]:
+        """The first evidence lines of each non-clean outcome class."""
+        found: dict[str, list[str]] = {}
+        for outcome, lines in [(r.outcome, r.evidence) for r in self.records] + self.synthetic:
+            if outcome is not Outcome.CLEAN and outcome.value not in found and lines:
+                found[outcome.value] = lines
+        return found
+
+
+def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
+    """Run it, write its results folder, and return its summary."""
+    run_dir = ctx.session_dir / spec.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recorder = RunRecorder(run_dir)
+    started = time.time()
+    reason: str | None = None
+    interrupted = False
+    server: ApacheServer | None = None
+    owner: registry.Owner | None = None
+    try:
+        cell = ctx.cell
+        deps = install_requirements(cell, spec.scenario.requirements) if isinstance(cell, Cell) else cell
+        if isinstance(deps, Unsupported):
+            recorder.synthetic.append((Outcome.UNSUPPORTED, [deps.reason]))
+            reason = deps.reason
+            if deps.log:
+                (run_dir / "build.log").write_text(deps.log)
+        else:
+            assert isinstance(cell, Cell)
+            owner = registry.claim_root(spec.run_id)
+            server = ApacheServer(_plan(spec, ctx, cell, owner.root, deps))
+            reason = _drive(spec, ctx, server, recorder, run_dir)
+    except Interrupted:
+        interrupted = True
+    finally:
+        if server is not None:
+            server.stop()
+            _keep_config(server, run_dir)
+        if owner is not None:
+            registry.release(owner)
+    outcomes = recorder.outcomes()
+    verdict = worst(outcomes)
+    expected = spec.scenario.expected(spec.mechanism.name)
+    summary: dict[str, Any] = {
+        "run": spec.run_id,
+        "scenario": spec.scenario.name,
+        "scenario_file": str(spec.scenario.file),
+        "mechanism": spec.mechanism.name,
+        "layout": spec.layout.name,
+        "cell": ctx.cell_info,
+        "cycles": spec.cycles,
+        "cycles_recorded": len(recorder.records),
+        "counts": count(outcomes),
+        "verdict": verdict.value,
+        "expected": expected.value if expected else None,
+        "matches": expected is not None and verdict is expected and not interrupted,
+        "evidence": recorder.evidence(),
+        "reason": reason,
+        "interrupted": interrupted,
+        "server": {
+            "user": ctx.user.name,
+            "port": server.port if server else None,
+            "express_arguments": server.express_arguments() if server else None,
+        },
+        "started": started,
+        "finished": time.time(),
+        "duration": round(time.time() - started, 3),
+    }
+    results.write_json(run_dir / results.SUMMARY, summary)
+    return summary
+
+
+def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | None) -> ServerPlan:
+    return ServerPlan(
+        cell=cell,
+        user=ctx.user,
+        root=root,
+        app_source=spec.scenario.directory,
+        script_name=spec.scenario.script,
+        watch_name=spec.scenario.watch,
+        layout=spec.layout,
+        embedded=spec.mechanism.embedded,
+        script_reloading=spec.mechanism.script_reloading,
+        mechanism_options=spec.mechanism.express_options,
+        python_path=deps,
+        port=ctx.port,
+    )
+
+
+def _drive(
+    spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRecorder, run_dir: Path
+) -> str | None:
+    """Start, cycle, stop; returns a reason when the run could not get going."""
+    tail = LogTail(server.error_log, mirror=run_dir / "error_log")
+    try:
+        server.prepare()
+        server.start()
+    except StartFailed as failure:
+        tail.flush()
+        recorder.synthetic.append((Outcome.START_FAILED, [str(failure), *failure.lines]))
+        return str(failure)
+    cycles = CycleRunner(spec.run_id, server, spec.mechanism, spec.scenario, spec.layout, tail, ctx.stop)
+    recorder.add(cycles.first_load())
+    for index in range(1, spec.cycles + 1):
+        recorder.add(cycles.reload(index))
+    recorder.add(cycles.shutdown(spec.cycles + 1))
+    return None
+
+
+def _keep_config(server: ApacheServer, run_dir: Path) -> None:
+    """The generated config travels with the results, as evidence of exactly what ran."""
+    for path in server.config_files():
+        try:
+            shutil.copyfile(path, run_dir / path.name)
+        except OSError:
+            pass

@@ -1,0 +1,172 @@
+"""One invocation of ``run``: expand the selection into runs, execute them side by side, write the
+session's summary, JUnit file and report.
+
+A reload cycle is mostly waiting for Apache's one-second tick, so runs go in parallel threads, each
+with its own server. SIGINT, SIGTERM and SIGHUP set one stop event that every run watches; each run
+then stops its server in its own ``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness import registry, results
+from harness.cell import DEFAULT_MOD_WSGI, Cell, base_interpreter, describe_python, ensure_cell, find_apache
+from harness.errors import HarnessError
+from harness.layouts import Layout
+from harness.mechanisms import Mechanism
+from harness.privileges import check_can_run, choose
+from harness.runner import RunContext, RunSpec, execute
+from harness.scenario import Scenario
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+def default_jobs() -> int:
+    """Cycles mostly wait on Apache's timers: two runs per core keeps the CPUs busy but not swamped."""
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+@dataclass(frozen=True)
+class Selection:
+    scenarios: Sequence[Scenario]
+    mechanisms: Sequence[Mechanism]
+    layouts: Sequence[Layout]
+    cycles: int
+    jobs: int
+    python: Path | None = None
+    mod_wsgi: str = DEFAULT_MOD_WSGI
+    server_user: str | None = None
+    port: int | None = None
+    results_dir: Path = RESULTS_DIR
+
+    def specs(self) -> list[RunSpec]:
+        """Every scenario x mechanism x layout the scenario supports."""
+        return [
+            RunSpec(scenario, mechanism, layout, self.cycles)
+            for scenario in self.scenarios
+            for mechanism in self.mechanisms
+            for layout in self.layouts
+            if layout.name in scenario.layouts
+        ]
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into the stop event; a second signal is not needed to stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _session_dir(base: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            candidate = base / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise HarnessError(f"cannot create results under {base}: {exc.strerror or exc}; pass --results DIR") from None
+    raise HarnessError(f"cannot find a free results folder name under {base}")
+
+
+def prepare_context(selection: Selection, stop: threading.Event, session_dir: Path) -> RunContext:
+    apache = find_apache()
+    python = describe_python(selection.python or base_interpreter())
+    cell = ensure_cell(python, selection.mod_wsgi, apache)
+    user = choose(selection.server_user)
+    info: dict[str, Any] = {
+        "python": python.version,
+        "python_executable": python.executable,
+        "mod_wsgi": selection.mod_wsgi,
+        "apache": apache.version,
+        "apache_origin": apache.origin,
+    }
+    if isinstance(cell, Cell):
+        check_can_run(user, python.executable, cell.env_python)
+    else:
+        info["unsupported"] = cell.reason
+    return RunContext(session_dir=session_dir, cell=cell, cell_info=info, user=user, stop=stop, port=selection.port)
+
+
+Progress = Callable[[dict[str, Any], int, int], None]
+
+
+def run_session(selection: Selection, progress: Progress | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Execute every run of the selection; returns the session folder and the run summaries."""
+    specs = selection.specs()
+    if not specs:
+        raise HarnessError("nothing to run: no scenario supports the chosen layouts (see 'python -m harness list')")
+    registry.clean()  # what a killed run left behind goes first
+    stop = threading.Event()
+    session_dir = _session_dir(selection.results_dir)
+    summaries: list[dict[str, Any]] = []
+    with stop_on_signals(stop):
+        ctx = prepare_context(selection, stop, session_dir)
+        jobs = 1 if selection.port is not None else max(1, selection.jobs)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
+            pending: set[Future[dict[str, Any]]] = {pool.submit(execute, spec, ctx) for spec in specs}
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if future.cancelled():
+                            continue
+                        summaries.append(future.result())
+                        _write_session(session_dir, summaries)
+                        if progress:
+                            progress(summaries[-1], len(summaries), len(specs))
+                    if stop.is_set():
+                        for future in pending:
+                            future.cancel()
+            except BaseException:
+                stop.set()
+                raise
+    if stop.is_set():
+        raise KeyboardInterrupt
+    return session_dir, summaries
+
+
+def _write_session(session_dir: Path, summaries: list[dict[str, Any]]) -> None:
+    ordered = sorted(summaries, key=lambda s: s["run"])
+    results.write_json(session_dir / results.SUMMARY, {"session": session_dir.name, "runs": ordered})
+    results.write_atomic(session_dir / results.JUNIT, results.junit(ordered, f"harness.{session_dir.name}"))
+    results.write_atomic(session_dir / results.REPORT, results.report(ordered, f"Harness run {session_dir.name}"))
+
+
+def print_progress(summary: dict[str, Any], done: int, total: int) -> None:
+    mark = "ok  " if summary["matches"] else "FAIL"
+    print(
+        f"[{done}/{total}] {mark} {summary['run']}: {summary['verdict']} (expected {summary['expected']}) "
+        f"in {summary['duration']:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
