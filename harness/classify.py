@@ -146,7 +146,9 @@ _RULES: list[tuple[EventKind, re.Pattern[str], str]] = [
     (
         EventKind.SCRIPT_FAILED,
         re.compile(
-            r"^Exception occurred processing WSGI script "
+            r"^Exception occurred (?:processing WSGI script |within exit functions|within threading\._shutdown)"
+            r"|exception raised processing WSGI script "  # 6.x WSGI0174, absent from the 6.1.1 catalogue
+            r"|^WSGI01(?:07|08|30|31|94): "
             r"|^Failed to exec Python script file "
             r"|^WSGI01(?:09|10): Unable to execute Python script file "
             r"|^Target WSGI script .* does not contain WSGI application"
@@ -201,7 +203,7 @@ _RULES: list[tuple[EventKind, re.Pattern[str], str]] = [
         ),
         "apache",
     ),
-    (EventKind.RELOAD_REQUESTED, re.compile(r"^monitor \(pid=\d+\): Change detected to "), "raw"),
+    (EventKind.RELOAD_REQUESTED, re.compile(r"^monitor \(pid=\d+\): Change detected to "), "any"),
     (EventKind.DAEMON_STARTED, re.compile(r"^Starting (?:daemon )?process '"), "apache"),
 ]
 

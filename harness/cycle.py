@@ -203,7 +203,9 @@ class CycleRunner:
                 confirmation = self._confirm_pid(before, AFTER_REQUEST_CONFIRM, log)
         else:
             confirmation = self._confirm_pid(before, mechanism.deadline, log)
-            probes = self._probe_all() if confirmation.fired is Fired.CONFIRMED else []
+            # Probe even when the reload was not confirmed: an app that crashes or hangs on every
+            # request can keep a timer-driven mechanism from ever firing, and that is worth seeing.
+            probes = self._probe_all() if self.server.running() else []
         return self._finish(index, "reload", log, confirmation, probes, sorted(before),
                             _stamps(sent, confirmation.at, _last(probes)))
 
@@ -228,7 +230,8 @@ class CycleRunner:
         stamps: dict[str, float | None],
         settle: bool = True,
     ) -> CycleRecord:
-        failed = any(p.error is not None or p.server_error for p in probes) or confirmation.fired not in (
+        # A dropped connection or a 5xx may be a death that Apache has yet to log; a timeout is not.
+        failed = any(p.server_error or p.error not in (None, "timeout") for p in probes) or confirmation.fired not in (
             Fired.CONFIRMED,
             Fired.NOT_APPLICABLE,
         )

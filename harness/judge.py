@@ -7,10 +7,11 @@ against live controls.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.classify import EventKind, LogEvent
+from harness.classify import EventKind, LogEvent, classify_line, parse_line
 from harness.outcome import Outcome, worst
 from harness.probe import ProbeResult
 
@@ -78,23 +79,28 @@ def _evidence(outcome: Outcome, events: Sequence[LogEvent], lines: Sequence[str]
     if outcome is Outcome.CLEAN:
         return []
     kinds = _EVIDENCE_KINDS.get(outcome, set())
-    picked = [e.line for e in events if e.kind in kinds]
-    if outcome is Outcome.RAISED:
-        picked += _traceback_lines(lines)
-    seen: set[str] = set()
-    unique = [line for line in [*notes, *picked] if not (line in seen or seen.add(line))]  # type: ignore[func-returns-value]
+    picked = _exception_block(lines) if outcome is Outcome.RAISED else []
+    picked += [e.line for e in events if e.kind in kinds]
+    unique = list(dict.fromkeys([*notes, *picked]))
     return unique[:EVIDENCE_LINES]
 
 
-def _traceback_lines(lines: Sequence[str]) -> list[str]:
-    """The first traceback in the log delta, from its header to the exception line."""
-    out: list[str] = []
-    for line in lines:
-        if "Traceback (most recent call last):" in line:
-            out = [line]
-        elif out:
-            out.append(line)
-            message = line.split("] ")[-1]
-            if not message.startswith(" ") and not message.startswith("Traceback"):
+_THREAD = re.compile(r"\[pid \d+:tid \d+\]")
+
+
+def _exception_block(lines: Sequence[str]) -> list[str]:
+    """The first logged exception with the lines its thread logged right after it (the traceback,
+    or on 6.x the exception's own line)."""
+    for index, line in enumerate(lines):
+        event = classify_line(parse_line(line))
+        if event is None or event.kind not in (EventKind.TRACEBACK, EventKind.SCRIPT_FAILED):
+            continue
+        thread = _THREAD.search(line)
+        block = [line]
+        for follower in lines[index + 1 : index + EVIDENCE_LINES]:
+            same = _THREAD.search(follower)
+            if thread is None or same is None or same.group() != thread.group():
                 break
-    return out[:EVIDENCE_LINES]
+            block.append(follower)
+        return block
+    return []

@@ -34,6 +34,8 @@ class Controls(Protocol):
 
     def request_filler(self) -> None: ...
 
+    def prime_reloader(self) -> None: ...
+
 
 class Confirm(str, enum.Enum):
     DAEMON_PID = "daemon-pid"  # every daemon that served before the trigger is gone, a new one is up
@@ -59,6 +61,14 @@ def _fill_requests(controls: Controls) -> None:
         controls.request_filler()
         if not before & controls.daemon_pids():
             return
+
+
+def _edit_watched_module(controls: Controls) -> None:
+    """The monitor thread lives in express's handler, which is loaded on its first request (with
+    %{GLOBAL} express 6.1.1 does not preload it), and it records mtimes on its first scan: make sure
+    it runs and has looked once before the edit, or the edit would go unseen."""
+    controls.prime_reloader()
+    touch(controls.watch_file)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ MECHANISMS: dict[str, Mechanism] = {
         Mechanism(
             "reload-on-changes",
             "--reload-on-changes: edit a module file the app imported; the monitor thread restarts the daemon",
-            trigger=lambda c: touch(c.watch_file),
+            trigger=_edit_watched_module,
             express_options=("--reload-on-changes",),
             script_reloading=False,
         ),
@@ -114,14 +124,14 @@ MECHANISMS: dict[str, Mechanism] = {
             f"--restart-interval {RESTART_INTERVAL}: wait for the daemon's restart timer",
             trigger=_noop,
             express_options=("--restart-interval", str(RESTART_INTERVAL)),
-            deadline=RESTART_INTERVAL + 15.0,
+            deadline=RESTART_INTERVAL + 6.0,
         ),
         Mechanism(
             "inactivity-timeout",
             f"--inactivity-timeout {INACTIVITY_TIMEOUT}: stay idle until the daemon is retired",
             trigger=_noop,
             express_options=("--inactivity-timeout", str(INACTIVITY_TIMEOUT)),
-            deadline=INACTIVITY_TIMEOUT + 15.0,
+            deadline=INACTIVITY_TIMEOUT + 6.0,
         ),
         Mechanism(
             "sigusr1",

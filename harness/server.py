@@ -29,6 +29,7 @@ LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 DAEMON_PREFIX = "(wsgi:"
+RELOADER_FIRST_SCAN = 0.5
 # Keep shutdowns short so a hung daemon costs seconds, not the defaults' tens of seconds.
 TIMING_OPTIONS = ("--shutdown-timeout", "3", "--graceful-timeout", "2")
 
@@ -306,6 +307,12 @@ class ApacheServer:
     def request_filler(self) -> None:
         """A request to express's own handler in the same daemon: counts against --maximum-requests."""
         probe.get(self.port, "/", timeout=10)
+
+    def prime_reloader(self) -> None:
+        """Load express's handler (which starts the --reload-on-changes monitor) and give the
+        monitor time for its first scan, which records the mtimes later edits are compared with."""
+        self.request_filler()
+        time.sleep(RELOADER_FIRST_SCAN)
 
     def config_files(self) -> list[Path]:
         return [p for p in (self.httpd_conf, self.include_file, self.root / "handler.wsgi") if p.exists()]
