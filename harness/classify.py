@@ -172,10 +172,10 @@ _RULES: list[tuple[EventKind, re.Pattern[str], str]] = [
     (
         EventKind.START_FAILURE,
         re.compile(
-            r"^AH00072: make_sock: could not bind"
-            r"|^AH00451: no listening sockets available"
-            r"|^AH00015: Unable to open logs"
-            r"|^AH00016: Configuration Failed"
+            r"AH00072: make_sock: could not bind"
+            r"|AH00451: no listening sockets available"
+            r"|AH00015: Unable to open logs"
+            r"|AH00016: Configuration Failed"
             r"|^Cannot create interpreter "
             r"|Daemon process will exit"
             r"|^Failure to configure the daemon process correctly"

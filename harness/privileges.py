@@ -87,17 +87,21 @@ def check_can_run(user: ServerUser, python_executable: str, env_python: Path) ->
     """Prove user can start the cell's Python; otherwise one line naming the blocked path and the fixes."""
     if os.geteuid() != 0:
         return
-    probe = subprocess.run(
-        [str(env_python), "-c", "import mod_wsgi"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin", "HOME": "/"},
-        **user.popen_kwargs(),
-    )
-    if probe.returncode == 0:
-        return
+    try:
+        probe = subprocess.run(
+            [str(env_python), "-c", "import mod_wsgi"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "HOME": "/"},
+            **user.popen_kwargs(),
+        )
+        if probe.returncode == 0:
+            return
+        detail = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+    except OSError as exc:  # the interpreter a venv links to cannot even be executed
+        detail = str(exc)
     for target in (Path(python_executable), env_python):
         blocked = first_blocked(user, target)
         if blocked is not None:
@@ -108,5 +112,4 @@ def check_can_run(user: ServerUser, python_executable: str, env_python: Path) ->
                 f"Run the harness from a Python {user.name} can read (e.g. Debian's: /usr/bin/python3 -m venv .venv), "
                 f"run it as an ordinary user, or pass --server-user with a user that can read it"
             )
-    detail = (probe.stderr.strip().splitlines() or ["no output"])[-1]
     raise HarnessError(f"server user '{user.name}' cannot start {env_python}: {detail}")

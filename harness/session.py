@@ -8,6 +8,7 @@ then stops its server in its own ``finally``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -98,7 +99,9 @@ def _session_dir(base: Path) -> Path:
     raise HarnessError(f"cannot find a free results folder name under {base}")
 
 
-def prepare_context(selection: Selection, stop: threading.Event, session_dir: Path) -> RunContext:
+def prepare_context(selection: Selection, stop: threading.Event) -> RunContext:
+    """Find Apache, build or reuse the cell, choose the server user and prove it can run the cell;
+    all before any results folder exists, so a set-up problem leaves nothing behind."""
     apache = find_apache()
     python = describe_python(selection.python or base_interpreter())
     cell = ensure_cell(python, selection.mod_wsgi, apache)
@@ -114,7 +117,7 @@ def prepare_context(selection: Selection, stop: threading.Event, session_dir: Pa
         check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
-    return RunContext(session_dir=session_dir, cell=cell, cell_info=info, user=user, stop=stop, port=selection.port)
+    return RunContext(session_dir=Path(), cell=cell, cell_info=info, user=user, stop=stop, port=selection.port)
 
 
 Progress = Callable[[dict[str, Any], int, int], None]
@@ -127,10 +130,11 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
         raise HarnessError("nothing to run: no scenario supports the chosen layouts (see 'python -m harness list')")
     registry.clean()  # what a killed run left behind goes first
     stop = threading.Event()
-    session_dir = _session_dir(selection.results_dir)
     summaries: list[dict[str, Any]] = []
     with stop_on_signals(stop):
-        ctx = prepare_context(selection, stop, session_dir)
+        prepared = prepare_context(selection, stop)
+        session_dir = _session_dir(selection.results_dir)
+        ctx = dataclasses.replace(prepared, session_dir=session_dir)
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
             pending: set[Future[dict[str, Any]]] = {pool.submit(execute, spec, ctx) for spec in specs}

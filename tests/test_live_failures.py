@@ -1,0 +1,83 @@
+"""The outcome classes that come from the server or the cell rather than the app, met live:
+start-failed (port taken), unsupported (a cell pip refuses), harness-error (a mechanism that cannot
+fire), and the server user who cannot read the Python."""
+
+from __future__ import annotations
+
+import glob
+import socket
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, harness, require_apache, runs_by_id, server_processes_under, session_summary
+
+pytestmark = pytest.mark.live
+
+
+def test_port_taken_is_start_failed(tmp_path: Path, private_runtime: Path) -> None:
+    require_apache()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1",
+                       "--port", str(port), "--results", str(tmp_path))
+    assert done.returncode == 1
+    (run,) = session_summary(tmp_path)["runs"]
+    assert run["verdict"] == "start-failed"
+    assert any("AH00072" in line or "Address already in use" in line for line in run["evidence"]["start-failed"])
+    assert server_processes_under(private_runtime) == []
+
+
+def test_mechanism_that_cannot_fire_is_a_harness_error(tmp_path: Path, private_runtime: Path) -> None:
+    """reload-on-changes watching a file the app never imports: the monitor never sees the edit."""
+    require_apache()
+    folder = tmp_path / "unwatched"
+    folder.mkdir()
+    (folder / "app.wsgi").write_text((REPO / "scenarios/hello/app.wsgi").read_text())
+    (folder / "notes.txt").write_text("not a module\n")
+    (folder / "scenario.toml").write_text(
+        '[app]\nscript = "app.wsgi"\nwatch = "notes.txt"\n[[probe]]\npath = "/"\n'
+        'body_equals = "hello from mod_wsgi\\n"\n[expect]\ndefault = "clean"\n'
+    )
+    done = harness("run", "--scenario", str(folder), "--mechanism", "reload-on-changes", "--cycles", "1",
+                   "--results", str(tmp_path / "results"))
+    assert done.returncode == 1
+    (run,) = session_summary(tmp_path / "results")["runs"]
+    assert run["verdict"] == "harness-error"
+    assert "mechanism did not fire" in run["evidence"]["harness-error"][0]
+
+
+def _pyenv_python(version_prefix: str) -> str | None:
+    found = sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version_prefix}*/bin/python3")))
+    return found[0] if found else None
+
+
+def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) -> None:
+    require_apache()
+    python38 = _pyenv_python("3.8")
+    if python38 is None:
+        pytest.skip("no pyenv Python 3.8 on this machine")
+    done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1", "--python", python38,
+                   "--results", str(tmp_path / "results"), env={"MOD_WSGI_HARNESS_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 1, done.stderr
+    (run,) = session_summary(tmp_path / "results")["runs"]
+    assert run["verdict"] == "unsupported" and run["counts"]["crashed"] == 0
+    assert "mod_wsgi 6.1.1 does not build for Python 3.8" in run["reason"]
+    assert run["cell"]["python"].startswith("3.8.")
+
+
+def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
+    """As root, a pyenv under a 0700 home cannot be read by the server user: say exactly that."""
+    require_apache()
+    import os
+
+    python311 = _pyenv_python("3.11")
+    if os.geteuid() != 0 or python311 is None or (Path.home().stat().st_mode & 0o001):
+        pytest.skip("needs root and a pyenv Python under a home others cannot enter")
+    done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1", "--python", python311,
+                   "--results", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"{Path.home()} is mode 0700" in done.stderr and "cannot read" in done.stderr
