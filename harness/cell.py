@@ -122,7 +122,9 @@ def describe_python(executable: Path) -> PythonInfo:
         [str(executable), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.base_prefix)"]
     )
     if probe.returncode != 0:
-        raise HarnessError(f"--python: {executable} does not run ({probe.stderr.strip()[-200:]}); give a Python interpreter")
+        raise HarnessError(
+            f"--python: {executable} does not run ({probe.stderr.strip()[-200:]}); give a Python interpreter"
+        )
     version, base_prefix = probe.stdout.split()
     major_minor = ".".join(version.split(".")[:2])
     real = Path(base_prefix) / "bin" / f"python{major_minor}"
@@ -194,7 +196,8 @@ def _build(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo, env_dir: Path)
     if not step([*pip, _pip_requirement(mod_wsgi)], env=pip_env):
         tail = [line for line in log[-1].splitlines() if line.strip()][-1:] or ["no output"]
         return Unsupported(
-            f"mod_wsgi {mod_wsgi} does not build for Python {python.version} with Apache {apache.version}: {tail[0][:200]}",
+            f"mod_wsgi {mod_wsgi} does not build for Python {python.version} "
+            f"with Apache {apache.version}: {tail[0][:200]}",
             "\n".join(log),
         )
     if not (env_dir / "bin" / "mod_wsgi-express").exists():

@@ -122,9 +122,7 @@ def parse_line(text: str) -> LogLine:
     if not match:
         return LogLine(text=text, message=text.strip())
     message = _MOD_WSGI_PREFIX.sub("", match["message"])
-    return LogLine(
-        text=text, message=message, level=match["level"], module=match["module"], pid=int(match["pid"])
-    )
+    return LogLine(text=text, message=message, level=match["level"], module=match["module"], pid=int(match["pid"]))
 
 
 # (kind, pattern, where): where is "apache" (only prefixed lines), "raw" (only bare lines), "any".
@@ -222,7 +220,7 @@ def classify_line(line: LogLine) -> LogEvent | None:
                 kind = EventKind.SIGNAL_EXIT
             return LogEvent(kind, line.text, pid=int(signal_match["pid"]), signal=number)
     for kind, pattern, where in _RULES:
-        if where == "apache" and line.raw or where == "raw" and not line.raw:
+        if (where == "apache" and line.raw) or (where == "raw" and not line.raw):
             continue
         if pattern.search(line.message):
             return LogEvent(kind, line.text, pid=line.pid)

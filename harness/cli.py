@@ -30,11 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run scenarios x mechanisms x layouts against real servers")
-    run.add_argument("--scenario", default=DEFAULT_SCENARIOS, help=f"comma list, 'all', or paths (default: {DEFAULT_SCENARIOS})")
-    run.add_argument("--mechanism", default=DEFAULT_MECHANISMS, help=f"comma list or 'all' (default: {DEFAULT_MECHANISMS})")
+    run.add_argument(
+        "--scenario", default=DEFAULT_SCENARIOS, help=f"comma list, 'all', or paths (default: {DEFAULT_SCENARIOS})"
+    )
+    run.add_argument(
+        "--mechanism", default=DEFAULT_MECHANISMS, help=f"comma list or 'all' (default: {DEFAULT_MECHANISMS})"
+    )
     run.add_argument("--layout", default=DEFAULT_LAYOUTS, help=f"comma list or 'all' (default: {DEFAULT_LAYOUTS})")
     run.add_argument("--cycles", type=int, default=DEFAULT_CYCLES, help=f"reloads per run (default: {DEFAULT_CYCLES})")
-    run.add_argument("--jobs", "-j", type=int, default=default_jobs(), help=f"runs side by side (default: {default_jobs()})")
+    run.add_argument(
+        "--jobs", "-j", type=int, default=default_jobs(), help=f"runs side by side (default: {default_jobs()})"
+    )
     run.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
     run.add_argument("--mod-wsgi", default=None, help="mod_wsgi version or pip requirement (default: 6.1.1)")
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")

@@ -151,13 +151,17 @@ class CycleRunner:
             return bool(now) and not (before & now)
 
         if self._wait(replaced, timeout, log):
-            return Confirmation(Fired.CONFIRMED, f"daemon {sorted(before)} -> {sorted(self.server.daemon_pids())}", time.time())
+            return Confirmation(
+                Fired.CONFIRMED, f"daemon {sorted(before)} -> {sorted(self.server.daemon_pids())}", time.time()
+            )
         if not self.server.running():
             return Confirmation(Fired.SERVER_GONE, "the Apache parent exited")
         now = self.server.daemon_pids()
         if before & now:
             if log.has(EventKind.RELOAD_REQUESTED):
-                return Confirmation(Fired.STUCK, f"daemon {sorted(before & now)} asked to restart, still alive after {timeout:.0f}s")
+                return Confirmation(
+                    Fired.STUCK, f"daemon {sorted(before & now)} asked to restart, still alive after {timeout:.0f}s"
+                )
             return Confirmation(Fired.NOT_FIRED, f"daemon {sorted(before & now)} still serving after {timeout:.0f}s")
         return Confirmation(Fired.NO_NEW_DAEMON, f"daemon {sorted(before)} gone, none started within {timeout:.0f}s")
 
@@ -174,8 +178,15 @@ class CycleRunner:
         log = CycleLog(self.tail)
         before = sorted(self.server.daemon_pids())
         probes = self._probe_all()
-        return self._finish(0, "load", log, Confirmation(Fired.NOT_APPLICABLE, "first load"), probes, before,
-                            {"trigger_sent": None, "reload_confirmed": None, "probe_answered": _last(probes)})
+        return self._finish(
+            0,
+            "load",
+            log,
+            Confirmation(Fired.NOT_APPLICABLE, "first load"),
+            probes,
+            before,
+            {"trigger_sent": None, "reload_confirmed": None, "probe_answered": _last(probes)},
+        )
 
     def reload(self, index: int) -> CycleRecord:
         log = CycleLog(self.tail)
@@ -206,8 +217,9 @@ class CycleRunner:
             # Probe even when the reload was not confirmed: an app that crashes or hangs on every
             # request can keep a timer-driven mechanism from ever firing, and that is worth seeing.
             probes = self._probe_all() if self.server.running() else []
-        return self._finish(index, "reload", log, confirmation, probes, sorted(before),
-                            _stamps(sent, confirmation.at, _last(probes)))
+        return self._finish(
+            index, "reload", log, confirmation, probes, sorted(before), _stamps(sent, confirmation.at, _last(probes))
+        )
 
     def shutdown(self, index: int) -> CycleRecord:
         """The server's own stop: sub-interpreters are destroyed and Python finalized here."""

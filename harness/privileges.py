@@ -53,7 +53,9 @@ def choose(requested: str | None = None) -> ServerUser:
         except KeyError:
             continue
         if entry.pw_uid == 0:
-            raise HarnessError(f"--server-user {name} is root; Apache is never run as root here, name an unprivileged user")
+            raise HarnessError(
+                f"--server-user {name} is root; Apache is never run as root here, name an unprivileged user"
+            )
         return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
     raise HarnessError(
         f"no unprivileged user to run Apache as (tried {', '.join(names)}); create one or pass --server-user NAME"

@@ -9,6 +9,7 @@ removes the root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -89,10 +90,8 @@ def kill_tree(root: Path, timeout: float = 5.0) -> int:
     """SIGKILL what is left of a server tree; returns how many processes were found."""
     procs = server_processes(root)
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(procs, timeout=timeout)
     return len(procs)
 
@@ -119,7 +118,7 @@ def clean(include_live: bool = False) -> CleanReport:
             owner = Owner(Path(data["root"]), int(data["harness_pid"]), float(data["harness_started"]))
         except (OSError, ValueError, KeyError):
             owner = Owner(record.with_name(record.name[: -len(OWNER_SUFFIX)]), -1, 0.0)
-        if owner.harness_pid == os.getpid() or owner.alive() and not include_live:
+        if owner.harness_pid == os.getpid() or (owner.alive() and not include_live):
             skipped += 1
             continue
         processes += kill_tree(owner.root)

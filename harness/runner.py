@@ -6,6 +6,7 @@ server is stopped whatever happens, and every finished cycle is on disk before t
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -153,9 +154,7 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
     )
 
 
-def _drive(
-    spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRecorder, run_dir: Path
-) -> str | None:
+def _drive(spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRecorder, run_dir: Path) -> str | None:
     """Start, cycle, stop; returns a reason when the run could not get going."""
     tail = LogTail(server.error_log, mirror=run_dir / "error_log")
     try:
@@ -176,7 +175,5 @@ def _drive(
 def _keep_config(server: ApacheServer, run_dir: Path) -> None:
     """The generated config travels with the results, as evidence of exactly what ran."""
     for path in server.config_files():
-        try:
+        with contextlib.suppress(OSError):
             shutil.copyfile(path, run_dir / path.name)
-        except OSError:
-            pass

@@ -99,7 +99,7 @@ class _Reader:
 
     def get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], fieldname: str) -> Any:
         value = table.get(key)
-        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(fieldname, f"is {type(value).__name__} {value!r}", f"make it a {names}")
         return value

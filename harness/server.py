@@ -7,6 +7,7 @@ its own (so Ctrl-C at the harness does not reach it uncontrolled), as the server
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -177,8 +178,7 @@ class ApacheServer:
                 self._generate()
 
     def _start_once(self) -> None:
-        log = open(self.root / "apachectl.out", "ab")
-        try:
+        with open(self.root / "apachectl.out", "ab") as log:
             self._proc = subprocess.Popen(
                 [str(self.root / "apachectl"), "start", "-DFOREGROUND"],
                 stdin=subprocess.DEVNULL,
@@ -189,17 +189,13 @@ class ApacheServer:
                 start_new_session=True,
                 **self.plan.user.popen_kwargs(),
             )
-        finally:
-            log.close()
         self._wait_ready()
 
     def _failure_lines(self) -> list[str]:
         lines: list[str] = []
         for path in (self.error_log, self.root / "apachectl.out"):
-            try:
+            with contextlib.suppress(OSError):
                 lines += [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-            except OSError:
-                pass
         return lines
 
     def _wait_ready(self) -> None:
@@ -246,10 +242,8 @@ class ApacheServer:
                 pass
         registry.kill_tree(self.root)
         if proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
 
     # --- observation -------------------------------------------------------------------------
     def _children(self) -> list[psutil.Process]:
@@ -294,10 +288,8 @@ class ApacheServer:
     # --- mechanisms.Controls -------------------------------------------------------------------
     def signal_daemons(self, signum: int) -> None:
         for pid in self.daemon_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     def apachectl(self, command: str) -> None:
         done = self._as_user([str(self.root / "apachectl"), command], timeout=30)

@@ -14,8 +14,18 @@ from harness.outcome import Outcome
 from .conftest import REFERENCE
 
 CATALOGUES = sorted(REFERENCE.glob("mod_wsgi-*-log-messages.tsv"))
-LEVELS = {"EMERG": "emerg", "ALERT": "alert", "CRIT": "crit", "ERR": "error", "WARNING": "warn",
-          "NOTICE": "notice", "INFO": "info", "DEBUG": "debug", "TRACE1": "trace1", "": "error"}
+LEVELS = {
+    "EMERG": "emerg",
+    "ALERT": "alert",
+    "CRIT": "crit",
+    "ERR": "error",
+    "WARNING": "warn",
+    "NOTICE": "notice",
+    "INFO": "info",
+    "DEBUG": "debug",
+    "TRACE1": "trace1",
+    "": "error",
+}
 
 
 def render(fmt: str) -> str:
@@ -29,7 +39,7 @@ def catalogue(path: Path) -> list[tuple[str, str, str, str]]:
     """(source, level, code, apache line) for every message of one catalogue."""
     rows = []
     for raw in path.read_text().splitlines():
-        source, level, code, fmt = (raw.split("\t") + ["", "", ""])[:4]
+        source, level, code, fmt = ([*raw.split("\t"), "", "", ""])[:4]
         message = render(fmt)
         if code:
             message = f"{code}: {message}"
@@ -39,50 +49,62 @@ def catalogue(path: Path) -> list[tuple[str, str, str, str]]:
 
 
 def kinds_for(path: Path, text: str) -> set[EventKind | None]:
-    found = {(e.kind if (e := classify_line(parse_line(line))) else None)
-             for _, _, _, line in catalogue(path) if text in line}
+    found = {
+        (e.kind if (e := classify_line(parse_line(line))) else None)
+        for _, _, _, line in catalogue(path)
+        if text in line
+    }
     assert found, f"{path.name} has no message containing {text!r}"
     return found
 
 
 def test_all_three_catalogues_are_present() -> None:
     assert [p.name for p in CATALOGUES] == [
-        "mod_wsgi-4.9.4-log-messages.tsv", "mod_wsgi-5.0.2-log-messages.tsv", "mod_wsgi-6.1.1-log-messages.tsv"]
+        "mod_wsgi-4.9.4-log-messages.tsv",
+        "mod_wsgi-5.0.2-log-messages.tsv",
+        "mod_wsgi-6.1.1-log-messages.tsv",
+    ]
 
 
 @pytest.mark.parametrize("path", CATALOGUES, ids=lambda p: p.name.split("-")[1])
-@pytest.mark.parametrize(("text", "kind"), [
-    ("Reloading WSGI script", EventKind.SCRIPT_LOADED),
-    ("Maximum requests reached", EventKind.RELOAD_REQUESTED),
-    ("Shutdown requested", EventKind.RELOAD_REQUESTED),
-    ("idle inactivity timer expired", EventKind.RELOAD_REQUESTED),
-    ("Application restart timer expired", EventKind.RELOAD_REQUESTED),
-    ("Process eviction requested", EventKind.RELOAD_REQUESTED),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Reloading WSGI script", EventKind.SCRIPT_LOADED),
+        ("Maximum requests reached", EventKind.RELOAD_REQUESTED),
+        ("Shutdown requested", EventKind.RELOAD_REQUESTED),
+        ("idle inactivity timer expired", EventKind.RELOAD_REQUESTED),
+        ("Application restart timer expired", EventKind.RELOAD_REQUESTED),
+        ("Process eviction requested", EventKind.RELOAD_REQUESTED),
+    ],
+)
 def test_lines_every_version_logs(path: Path, text: str, kind: EventKind) -> None:
     assert kinds_for(path, text) == {kind}
 
 
-@pytest.mark.parametrize(("version", "text", "kind"), [
-    ("4.9.4", "Exception occurred processing WSGI script", EventKind.SCRIPT_FAILED),
-    ("5.0.2", "Exception occurred processing WSGI script", EventKind.SCRIPT_FAILED),
-    ("4.9.4", "Exception occurred within exit functions", EventKind.SCRIPT_FAILED),
-    ("4.9.4", "Failed to exec Python script file", EventKind.SCRIPT_FAILED),
-    ("6.1.1", "WSGI0109: Unable to execute Python script file", EventKind.SCRIPT_FAILED),
-    ("6.1.1", "WSGI0131: Exception occurred within Python atexit", EventKind.SCRIPT_FAILED),
-    ("4.9.4", "Cannot create interpreter", EventKind.START_FAILURE),
-    ("5.0.2", "Cannot create interpreter", EventKind.START_FAILURE),
-    ("4.9.4", "Starting process", EventKind.DAEMON_STARTED),
-    ("6.1.1", "Starting daemon process", EventKind.DAEMON_STARTED),
-    ("4.9.4", "Aborting process", EventKind.SHUTDOWN_TIMEOUT),
-    ("6.1.1", "Shutdown timeout expired", EventKind.SHUTDOWN_TIMEOUT),
-    ("6.1.1", "WSGI0146", EventKind.LOST_RESPONSE),
-    ("6.1.1", "WSGI0147", EventKind.LOST_RESPONSE),
-    ("6.1.1", "Forcing restart of daemon process", EventKind.RELOAD_REQUESTED),
-    ("6.1.1", "Graceful restart requested", EventKind.RELOAD_REQUESTED),
-    ("6.1.1", "WSGI0007: Unable to change to uid", EventKind.START_FAILURE),
-    ("4.9.4", "Failure to configure the daemon process", EventKind.START_FAILURE),
-])
+@pytest.mark.parametrize(
+    ("version", "text", "kind"),
+    [
+        ("4.9.4", "Exception occurred processing WSGI script", EventKind.SCRIPT_FAILED),
+        ("5.0.2", "Exception occurred processing WSGI script", EventKind.SCRIPT_FAILED),
+        ("4.9.4", "Exception occurred within exit functions", EventKind.SCRIPT_FAILED),
+        ("4.9.4", "Failed to exec Python script file", EventKind.SCRIPT_FAILED),
+        ("6.1.1", "WSGI0109: Unable to execute Python script file", EventKind.SCRIPT_FAILED),
+        ("6.1.1", "WSGI0131: Exception occurred within Python atexit", EventKind.SCRIPT_FAILED),
+        ("4.9.4", "Cannot create interpreter", EventKind.START_FAILURE),
+        ("5.0.2", "Cannot create interpreter", EventKind.START_FAILURE),
+        ("4.9.4", "Starting process", EventKind.DAEMON_STARTED),
+        ("6.1.1", "Starting daemon process", EventKind.DAEMON_STARTED),
+        ("4.9.4", "Aborting process", EventKind.SHUTDOWN_TIMEOUT),
+        ("6.1.1", "Shutdown timeout expired", EventKind.SHUTDOWN_TIMEOUT),
+        ("6.1.1", "WSGI0146", EventKind.LOST_RESPONSE),
+        ("6.1.1", "WSGI0147", EventKind.LOST_RESPONSE),
+        ("6.1.1", "Forcing restart of daemon process", EventKind.RELOAD_REQUESTED),
+        ("6.1.1", "Graceful restart requested", EventKind.RELOAD_REQUESTED),
+        ("6.1.1", "WSGI0007: Unable to change to uid", EventKind.START_FAILURE),
+        ("4.9.4", "Failure to configure the daemon process", EventKind.START_FAILURE),
+    ],
+)
 def test_version_specific_lines(version: str, text: str, kind: EventKind) -> None:
     (path,) = [p for p in CATALOGUES if f"-{version}-" in p.name]
     assert kinds_for(path, text) == {kind}
@@ -108,8 +130,10 @@ def test_mod_wsgi_terminated_by_signal_line_is_not_trusted(path: Path) -> None:
 
 
 def test_old_prefix_is_stripped() -> None:
-    line = parse_line("[Wed Nov 25 00:00:00.1 2026] [wsgi:error] [pid 7:tid 8] [client 127.0.0.1:5] "
-                      "mod_wsgi (pid=7): Exception occurred processing WSGI script '/a.wsgi'.")
+    line = parse_line(
+        "[Wed Nov 25 00:00:00.1 2026] [wsgi:error] [pid 7:tid 8] [client 127.0.0.1:5] "
+        "mod_wsgi (pid=7): Exception occurred processing WSGI script '/a.wsgi'."
+    )
     assert line.pid == 7 and line.message.startswith("Exception occurred")
 
 
@@ -131,8 +155,10 @@ RECORDED = {
     "*** stack smashing detected ***: terminated": (EventKind.NATIVE_ABORT, Outcome.CRASHED),
     "python3: Objects/obj.c:10: f: Assertion `x' failed.": (EventKind.NATIVE_ABORT, Outcome.CRASHED),
     "[Wed Nov 25 00:17:22.460154 2026] [wsgi:error] [pid 3292:tid 3297] [client 127.0.0.1:57762] [script /a.wsgi] "
-    "WSGI0147: Error reading response headers from daemon process 'harness' (Connection reset by peer).":
-        (EventKind.LOST_RESPONSE, None),
+    "WSGI0147: Error reading response headers from daemon process 'harness' (Connection reset by peer).": (
+        EventKind.LOST_RESPONSE,
+        None,
+    ),
     "[Wed Nov 25 00:26:27.686117 2026] [wsgi:error] [pid 6120:tid 6137] [remote 127.0.0.1:38138] WSGI0174: "
     "[script /a.wsgi] ControlError exception raised processing WSGI script '/a.wsgi' for main interpreter of "
     "daemon process 'harness'.": (EventKind.SCRIPT_FAILED, Outcome.RAISED),

@@ -8,8 +8,9 @@ from harness.outcome import Outcome, worst
 from harness.probe import ProbeResult
 
 OK = Confirmation(Fired.CONFIRMED, "daemon [1] -> [2]")
-SEGV = ("[Wed Nov 25 00:17:22.9 2026] [core:notice] [pid 3:tid 3] AH00052: child pid 4 exit signal "
-        "Segmentation fault (11)")
+SEGV = (
+    "[Wed Nov 25 00:17:22.9 2026] [core:notice] [pid 3:tid 3] AH00052: child pid 4 exit signal Segmentation fault (11)"
+)
 
 
 def answer(status: int | None, body: str = "ok", error: str | None = None, mismatch: str | None = None) -> ProbeResult:

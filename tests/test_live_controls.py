@@ -37,11 +37,25 @@ def control_matrix(tmp_path_factory: pytest.TempPathFactory, runtime_for_session
     require_apache()
     results = tmp_path_factory.mktemp("controls")
     done = harness(
-        "run", "--scenario", ",".join(CONTROLS), "--mechanism", "all", "--layout", "global", "--cycles", "3",
-        "--results", str(results), env={"MOD_WSGI_HARNESS_RUNTIME": str(runtime_for_session / "controls")},
+        "run",
+        "--scenario",
+        ",".join(CONTROLS),
+        "--mechanism",
+        "all",
+        "--layout",
+        "global",
+        "--cycles",
+        "3",
+        "--results",
+        str(results),
+        env={"MOD_WSGI_HARNESS_RUNTIME": str(runtime_for_session / "controls")},
     )
-    return {"done": done, "results": results, "summary": session_summary(results),
-            "leftovers": server_processes_under(runtime_for_session / "controls")}
+    return {
+        "done": done,
+        "results": results,
+        "summary": session_summary(results),
+        "leftovers": server_processes_under(runtime_for_session / "controls"),
+    }
 
 
 def test_acceptance_command_exits_zero(control_matrix: dict[str, Any]) -> None:
@@ -78,7 +92,7 @@ def test_crash_evidence_is_apaches_signal_line_and_faulthandler(control_matrix: 
     evidence = "\n".join(run["evidence"]["crashed"])
     assert "AH00052: child pid" in evidence and "Segmentation fault (11)" in evidence
     assert "Fatal Python error: Segmentation fault" in evidence  # PYTHONFAULTHANDLER=1 reached the daemon
-    assert "app.wsgi\", line" in evidence  # the Python line that crashed
+    assert 'app.wsgi", line' in evidence  # the Python line that crashed
 
 
 def test_embedded_crash_is_a_dead_worker(control_matrix: dict[str, Any]) -> None:
@@ -126,8 +140,19 @@ def test_nothing_left_running(control_matrix: dict[str, Any]) -> None:
 
 def test_hello_clean_under_every_layout(tmp_path: Path, private_runtime: Path) -> None:
     require_apache()
-    done = harness("run", "--scenario", "hello", "--mechanism", "script-touch,sigusr1", "--layout", "all",
-                   "--cycles", "2", "--results", str(tmp_path))
+    done = harness(
+        "run",
+        "--scenario",
+        "hello",
+        "--mechanism",
+        "script-touch,sigusr1",
+        "--layout",
+        "all",
+        "--cycles",
+        "2",
+        "--results",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     runs = runs_by_id(session_summary(tmp_path))
     assert {r["verdict"] for r in runs.values()} == {"clean"} and len(runs) == 8

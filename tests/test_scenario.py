@@ -14,7 +14,7 @@ from harness.outcome import Outcome
 
 from .conftest import harness
 
-GOOD = '''
+GOOD = """
 description = "x"
 [app]
 script = "app.wsgi"
@@ -22,7 +22,7 @@ script = "app.wsgi"
 path = "/"
 [expect]
 default = "clean"
-'''
+"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -41,23 +41,26 @@ def test_shipped_controls_load() -> None:
     assert loaded["block"].probes[0].timeout == 2.0
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ("[app\nscript=1", "(syntax)"),
-    (GOOD.replace('script = "app.wsgi"', 'script = "missing.wsgi"'), "app.script"),
-    (GOOD.replace('script = "app.wsgi"', 'script = "../../etc/passwd"'), "app.script"),
-    (GOOD.replace('script = "app.wsgi"', 'script = 5'), "app.script"),
-    (GOOD.replace('path = "/"', 'path = "no-slash"'), "probe[0].path"),
-    (GOOD.replace('path = "/"', 'path = "/"\nstatus = 99'), "probe[0].status"),
-    (GOOD.replace('path = "/"', 'path = "/"\ntimeout = -1'), "probe[0].timeout"),
-    (GOOD.replace('path = "/"', 'path = "/"\nbody_regex = "("'), "probe[0].body_regex"),
-    (GOOD.replace('path = "/"', 'path = "/"\nbogus = 1'), "probe[0].bogus"),
-    (GOOD.replace('default = "clean"', 'default = "exploded"'), "expect.default"),
-    (GOOD.replace('default = "clean"', 'sigkill = "clean"'), "expect.sigkill"),
-    (GOOD.replace("[expect]\ndefault = \"clean\"", ""), "expect"),
-    (GOOD.replace("[[probe]]\npath = \"/\"", ""), "probe"),
-    ('layouts = ["global", "nowhere"]\n' + GOOD, "layouts"),
-    ('colour = "red"\n' + GOOD, "colour"),
-])
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[app\nscript=1", "(syntax)"),
+        (GOOD.replace('script = "app.wsgi"', 'script = "missing.wsgi"'), "app.script"),
+        (GOOD.replace('script = "app.wsgi"', 'script = "../../etc/passwd"'), "app.script"),
+        (GOOD.replace('script = "app.wsgi"', "script = 5"), "app.script"),
+        (GOOD.replace('path = "/"', 'path = "no-slash"'), "probe[0].path"),
+        (GOOD.replace('path = "/"', 'path = "/"\nstatus = 99'), "probe[0].status"),
+        (GOOD.replace('path = "/"', 'path = "/"\ntimeout = -1'), "probe[0].timeout"),
+        (GOOD.replace('path = "/"', 'path = "/"\nbody_regex = "("'), "probe[0].body_regex"),
+        (GOOD.replace('path = "/"', 'path = "/"\nbogus = 1'), "probe[0].bogus"),
+        (GOOD.replace('default = "clean"', 'default = "exploded"'), "expect.default"),
+        (GOOD.replace('default = "clean"', 'sigkill = "clean"'), "expect.sigkill"),
+        (GOOD.replace('[expect]\ndefault = "clean"', ""), "expect"),
+        (GOOD.replace('[[probe]]\npath = "/"', ""), "probe"),
+        ('layouts = ["global", "nowhere"]\n' + GOOD, "layouts"),
+        ('colour = "red"\n' + GOOD, "colour"),
+    ],
+)
 def test_malformed_files_name_field_and_fix(tmp_path: Path, text: str, field: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as caught:
@@ -77,12 +80,15 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # nothing started, nothing written
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "--scenario", "nosuch"],
-    ["run", "--mechanism", "sigkill"],
-    ["run", "--layout", "sideways"],
-    ["run", "--cycles", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--scenario", "nosuch"],
+        ["run", "--mechanism", "sigkill"],
+        ["run", "--layout", "sideways"],
+        ["run", "--cycles", "0"],
+    ],
+)
 def test_cli_bad_selection_one_line(args: list[str]) -> None:
     done = harness(*args)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
@@ -99,10 +105,14 @@ def test_fuzzed_files_never_traceback(tmp_path: Path, text: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(["script", "watch", "requirements", "x"]),
-                       st.one_of(st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=2)),
-                       max_size=3),
-       st.sampled_from(["clean", "crashed", 3, "nope"]))
+@given(
+    st.dictionaries(
+        st.sampled_from(["script", "watch", "requirements", "x"]),
+        st.one_of(st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=2)),
+        max_size=3,
+    ),
+    st.sampled_from(["clean", "crashed", 3, "nope"]),
+)
 def test_fuzzed_fields_never_traceback(tmp_path: Path, app: dict[str, object], verdict: object) -> None:
     import json
 
