@@ -161,6 +161,12 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> Cell |
     env_dir = cells / key
     marker = env_dir / "cell.json"
     cell = Cell(python=python, mod_wsgi=mod_wsgi, apache=apache, env_dir=str(env_dir))
+    try:
+        cells.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot create the cell cache {cells}: {exc.strerror or exc}; set {CACHE_ENV} to a writable folder"
+        ) from None
     with _locked(cells / f"{key}.lock"):
         if marker.is_file():
             return cell

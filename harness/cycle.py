@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness import judge, probe
-from harness.classify import EventKind, LogEvent, classify
+from harness.classify import EventKind, LogEvent, classify_line, parse_line
 from harness.errorlog import LogTail
 from harness.errors import HarnessError
 from harness.judge import Confirmation, Fired
@@ -37,15 +37,24 @@ class Interrupted(Exception):
 
 @dataclass
 class CycleLog:
-    """The log lines a cycle has seen so far, read as they arrive."""
+    """The log lines a cycle has seen so far, read and classified as they arrive (once each: the
+    confirmation loop polls this every 50 ms)."""
 
     tail: LogTail
     lines: list[str] = field(default_factory=list)
+    indexed: list[tuple[int, LogEvent]] = field(default_factory=list)  # (line index, event)
     trigger_mark: int = 0  # index of the first line logged after the trigger was sent
 
     def read(self) -> list[str]:
-        new = self.tail.read()
+        return self.add(self.tail.read())
+
+    def add(self, new: list[str]) -> list[str]:
+        start = len(self.lines)
         self.lines += new
+        for offset, line in enumerate(new):
+            event = classify_line(parse_line(line))
+            if event is not None:
+                self.indexed.append((start + offset, event))
         return new
 
     def mark_trigger(self) -> None:
@@ -53,11 +62,11 @@ class CycleLog:
         self.trigger_mark = len(self.lines)
 
     def events(self) -> list[LogEvent]:
-        return list(classify(self.lines))
+        return [event for _, event in self.indexed]
 
     def has(self, kind: EventKind) -> bool:
         """Whether a line logged since the trigger records this kind of event."""
-        return any(e.kind is kind for e in classify(self.lines[self.trigger_mark :]))
+        return any(event.kind is kind for index, event in self.indexed if index >= self.trigger_mark)
 
 
 @dataclass
@@ -227,7 +236,7 @@ class CycleRunner:
         before = sorted(self.server.daemon_pids())
         sent = time.time()
         self.server.stop()
-        log.lines += self.tail.flush()
+        log.add(self.tail.flush())
         confirmation = Confirmation(Fired.NOT_APPLICABLE, "server stopped")
         return self._finish(index, "stop", log, confirmation, [], before, _stamps(sent, None, None), settle=False)
 

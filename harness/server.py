@@ -132,6 +132,9 @@ class ApacheServer:
             "--host", LOOPBACK,
             "--port", str(self.port),
             "--process-group", PROCESS_GROUP,
+            # Given explicitly even for %{GLOBAL}: express 6.1.1 then loads its handler on the first
+            # request instead of at daemon start, and only so did its --reload-on-changes monitor run
+            # between requests here (preloaded, it noticed an edit 20 s late).
             "--application-group", plan.layout.primary_group,
             "--include-file", str(self.include_file),
             "--log-level", "info",

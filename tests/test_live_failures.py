@@ -124,3 +124,50 @@ def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: server user")  # the error itself is one line
     assert f"{Path.home()} is mode 0700" in done.stderr and "cannot read" in done.stderr
+
+
+def _scenario(folder: Path, app: str, expect: str) -> Path:
+    folder.mkdir()
+    (folder / "app.wsgi").write_text(app)
+    (folder / "scenario.toml").write_text(
+        f'[app]\nscript = "app.wsgi"\n[[probe]]\npath = "/"\nbody_equals = "ok"\n[expect]\ndefault = "{expect}"\n'
+    )
+    return folder
+
+
+def test_glibc_abort_is_crashed_with_its_line(tmp_path: Path, private_runtime: Path) -> None:
+    """A real double free: glibc prints its own line on the daemon's stderr and aborts."""
+    require_apache()
+    app = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.malloc.restype = ctypes.c_void_p\n"
+        "libc.free.argtypes = [ctypes.c_void_p]\n"
+        "def application(environ, start_response):\n"
+        "    block = libc.malloc(64)\n"
+        "    libc.free(block)\n"
+        "    libc.free(block)\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+    )
+    folder = _scenario(tmp_path / "doublefree", app, "crashed")
+    done = harness("run", "--scenario", str(folder), "--mechanism", "sigusr1", "--cycles", "1",
+                   "--results", str(tmp_path / "results"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = session_summary(tmp_path / "results")["runs"]
+    evidence = "\n".join(run["evidence"]["crashed"])
+    assert "free(): double free detected" in evidence and "exit signal Abort (6)" in evidence
+
+
+def test_import_error_at_load_is_raised_with_its_traceback(tmp_path: Path, private_runtime: Path) -> None:
+    require_apache()
+    folder = _scenario(tmp_path / "badimport", "import module_that_is_not_there\n", "raised")
+    # Not script-touch: a script that never loaded has nothing to reload, so mod_wsgi does not restart
+    # the daemon for it, and the harness rightly calls that a mechanism that did not fire.
+    done = harness("run", "--scenario", str(folder), "--mechanism", "sigusr1", "--cycles", "1",
+                   "--results", str(tmp_path / "results"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = session_summary(tmp_path / "results")["runs"]
+    evidence = "\n".join(run["evidence"]["raised"])
+    assert "Traceback (most recent call last):" in evidence
+    assert "ModuleNotFoundError: No module named 'module_that_is_not_there'" in evidence
