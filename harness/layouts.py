@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from harness import naming
+
 APACHE_CONF = Path(__file__).resolve().parent.parent / "apache_conf"
 PROCESS_GROUP = "harness"
 GLOBAL = "%{GLOBAL}"
@@ -51,13 +53,8 @@ LAYOUT_NAMES = tuple(LAYOUTS)
 
 
 def select(names: str) -> list[Layout]:
-    if names.strip() == "all":
-        return list(LAYOUTS.values())
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in LAYOUTS]
-    if unknown:
-        raise ValueError(f"unknown layout {', '.join(unknown)} (known: all, {', '.join(LAYOUTS)})")
-    return [LAYOUTS[n] for n in wanted]
+    """Layouts from a comma list; 'all' is every one. ValueError names the unknown ones."""
+    return naming.select(names, LAYOUTS, "layout")
 
 
 def _template(name: str) -> Template:

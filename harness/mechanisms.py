@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness import naming
+
 
 class Controls(Protocol):
     """What a trigger may do to a running server; implemented by the server module."""
@@ -166,10 +168,4 @@ MECHANISM_NAMES = tuple(MECHANISMS)
 
 def select(names: str) -> list[Mechanism]:
     """Mechanisms from a comma list; 'all' is every one. ValueError names the unknown ones."""
-    if names.strip() == "all":
-        return list(MECHANISMS.values())
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in MECHANISMS]
-    if unknown:
-        raise ValueError(f"unknown mechanism {', '.join(unknown)} (known: all, {', '.join(MECHANISMS)})")
-    return [MECHANISMS[n] for n in wanted]
+    return naming.select(names, MECHANISMS, "mechanism")
