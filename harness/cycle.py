@@ -64,9 +64,11 @@ class CycleLog:
     def events(self) -> list[LogEvent]:
         return [event for _, event in self.indexed]
 
-    def has(self, kind: EventKind) -> bool:
-        """Whether a line logged since the trigger records this kind of event."""
-        return any(event.kind is kind for index, event in self.indexed if index >= self.trigger_mark)
+    def has(self, kind: EventKind, naming: str = "") -> bool:
+        """Whether a line logged since the trigger records this kind of event (and names `naming`)."""
+        return any(
+            event.kind is kind and naming in event.line for index, event in self.indexed if index >= self.trigger_mark
+        )
 
 
 @dataclass
@@ -175,7 +177,10 @@ class CycleRunner:
         return Confirmation(Fired.NO_NEW_DAEMON, f"daemon {sorted(before)} gone, none started within {timeout:.0f}s")
 
     def _confirm_script_load(self, timeout: float, log: CycleLog) -> Confirmation:
-        if self._wait(lambda: log.has(EventKind.SCRIPT_LOADED), timeout, log):
+        """The app's own script executed again since the trigger: 'Reloading' in a process that had it,
+        or 'Loading' in a worker that had not; express's handler.wsgi loading does not count."""
+        script = f"'{self.server.script}'"
+        if self._wait(lambda: log.has(EventKind.SCRIPT_LOADED, naming=script), timeout, log):
             return Confirmation(Fired.CONFIRMED, "script loaded again (log)", time.time())
         if not self.server.running():
             return Confirmation(Fired.SERVER_GONE, "the Apache parent exited")
@@ -187,15 +192,8 @@ class CycleRunner:
         log = CycleLog(self.tail)
         before = sorted(self.server.daemon_pids())
         probes = self._probe_all()
-        return self._finish(
-            0,
-            "load",
-            log,
-            Confirmation(Fired.NOT_APPLICABLE, "first load"),
-            probes,
-            before,
-            {"trigger_sent": None, "reload_confirmed": None, "probe_answered": _last(probes)},
-        )
+        confirmation = Confirmation(Fired.NOT_APPLICABLE, "first load")
+        return self._finish(0, "load", log, confirmation, probes, before, _stamps(None, None, _last(probes)))
 
     def reload(self, index: int) -> CycleRecord:
         log = CycleLog(self.tail)

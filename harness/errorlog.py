@@ -3,42 +3,57 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 
 class LogTail:
-    """New complete lines since the last read; a half-written last line waits for its newline."""
+    """New complete lines since the last read; a half-written last line waits for its newline.
+
+    The file stays open between reads (the confirmation loop reads every 50 ms), and each new chunk
+    is appended to the mirror at once, so a killed harness still leaves the log in its results.
+    """
 
     def __init__(self, path: Path, mirror: Path | None = None) -> None:
         self.path = path
         self.mirror = mirror
-        self._offset = 0
+        self._handle: BinaryIO | None = None
         self._partial = b""
+        self._finished = False
+
+    def _new_bytes(self) -> bytes:
+        if self._finished:
+            return b""
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across reads, closed in flush
+            except FileNotFoundError:
+                return b""
+        return self._handle.read()
+
+    def _keep(self, text: str) -> None:
+        if self.mirror is not None:
+            with open(self.mirror, "a", encoding="utf-8") as out:
+                out.write(text + "\n")
 
     def read(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        self._offset += len(data)
-        data = self._partial + data
+        data = self._partial + self._new_bytes()
         complete, newline, self._partial = data.rpartition(b"\n")
         if not newline:
             return []
         text = complete.decode("utf-8", errors="replace")
-        if self.mirror is not None:
-            with open(self.mirror, "a", encoding="utf-8") as out:
-                out.write(text + "\n")
+        self._keep(text)
         return text.split("\n")
 
     def flush(self) -> list[str]:
-        """Everything left, including a last line with no newline (the server has stopped)."""
+        """Everything left, including a last line with no newline (the server has stopped); later
+        reads return nothing, so flushing twice never copies a line twice."""
         lines = self.read()
         if self._partial:
             rest, self._partial = self._partial.decode("utf-8", errors="replace"), b""
-            if self.mirror is not None:
-                with open(self.mirror, "a", encoding="utf-8") as out:
-                    out.write(rest + "\n")
+            self._keep(rest)
             lines.append(rest)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self._finished = True
         return lines

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -84,7 +84,6 @@ class Mechanism:
     confirm: Confirm = Confirm.DAEMON_PID
     script_reloading: bool = True  # WSGIScriptReloading for the app's directory
     deadline: float = 15.0  # seconds from trigger to confirmed reload
-    notes: tuple[str, ...] = field(default=())
 
 
 def _noop(controls: Controls) -> None:

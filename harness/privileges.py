@@ -9,6 +9,7 @@ permissions on the user's machine.
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
@@ -30,9 +31,10 @@ class ServerUser:
     uid: int
     gid: int
 
-    @property
-    def groups(self) -> set[int]:
-        return {self.gid} | {g.gr_gid for g in grp.getgrall() if self.name in g.gr_mem}
+    @functools.cached_property
+    def groups(self) -> frozenset[int]:
+        """Primary and supplementary groups, read from the group database once, not on every apachectl."""
+        return frozenset({self.gid} | {g.gr_gid for g in grp.getgrall() if self.name in g.gr_mem})
 
     def popen_kwargs(self) -> dict[str, Any]:
         """subprocess arguments that drop to this user for good (no supplementary groups of root)."""

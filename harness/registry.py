@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from harness.errors import HarnessError
+
 RUNTIME_ENV = "MOD_WSGI_HARNESS_RUNTIME"
 OWNER_SUFFIX = ".owner.json"
 
@@ -31,8 +33,6 @@ def runtime_dir() -> Path:
     base.mkdir(mode=0o711, parents=True, exist_ok=True)
     st = base.stat()
     if st.st_uid != os.geteuid():
-        from harness.errors import HarnessError
-
         raise HarnessError(f"{base} belongs to uid {st.st_uid}, not us; remove it or set {RUNTIME_ENV}")
     os.chmod(base, 0o711)
     return base

@@ -165,10 +165,13 @@ def _drive(spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRe
         recorder.synthetic.append((Outcome.START_FAILED, [str(failure), *failure.lines]))
         return str(failure)
     cycles = CycleRunner(spec.run_id, server, spec.mechanism, spec.scenario, spec.layout, tail, ctx.stop)
-    recorder.add(cycles.first_load())
-    for index in range(1, spec.cycles + 1):
-        recorder.add(cycles.reload(index))
-    recorder.add(cycles.shutdown(spec.cycles + 1))
+    try:
+        recorder.add(cycles.first_load())
+        for index in range(1, spec.cycles + 1):
+            recorder.add(cycles.reload(index))
+        recorder.add(cycles.shutdown(spec.cycles + 1))
+    finally:
+        tail.flush()  # interrupted or not, the results keep every line logged so far
     return None
 
 

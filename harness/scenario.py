@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class Scenario:
     requirements: tuple[str, ...] = ()
     watch: str | None = None  # module file edited by reload-on-changes; default: the script
     layouts: tuple[str, ...] = LAYOUT_NAMES
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def directory(self) -> Path:
@@ -76,7 +75,7 @@ class Scenario:
         return self.expect.get(mechanism, self.expect.get("default"))
 
 
-_TOP_KEYS = {"name", "description", "control", "app", "probe", "expect", "layouts", "tags"}
+_TOP_KEYS = {"name", "description", "control", "app", "probe", "expect", "layouts"}
 _APP_KEYS = {"script", "requirements", "watch"}
 _PROBE_KEYS = {"path", "status", "body_contains", "body_equals", "body_regex", "timeout"}
 
@@ -210,7 +209,6 @@ def load(file: Path) -> Scenario:
         requirements=reader.strings(app, "requirements", "app.requirements"),
         watch=reader.relative_file(watch, "app.watch") if watch else None,
         layouts=layouts,
-        tags=reader.strings(data, "tags", "tags"),
     )
 
 

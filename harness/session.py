@@ -8,7 +8,6 @@ then stops its server in its own ``finally``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -23,11 +22,19 @@ from types import FrameType
 from typing import Any
 
 from harness import registry, results
-from harness.cell import DEFAULT_MOD_WSGI, Cell, base_interpreter, describe_python, ensure_cell, find_apache
+from harness.cell import (
+    DEFAULT_MOD_WSGI,
+    Cell,
+    Unsupported,
+    base_interpreter,
+    describe_python,
+    ensure_cell,
+    find_apache,
+)
 from harness.errors import HarnessError
 from harness.layouts import Layout
 from harness.mechanisms import Mechanism
-from harness.privileges import check_can_run, choose
+from harness.privileges import ServerUser, check_can_run, choose
 from harness.runner import RunContext, RunSpec, execute
 from harness.scenario import Scenario
 
@@ -99,7 +106,7 @@ def _session_dir(base: Path) -> Path:
     raise HarnessError(f"cannot find a free results folder name under {base}")
 
 
-def prepare_context(selection: Selection, stop: threading.Event) -> RunContext:
+def prepare_cell(selection: Selection) -> tuple[Cell | Unsupported, dict[str, Any], ServerUser]:
     """Find Apache, build or reuse the cell, choose the server user and prove it can run the cell;
     all before any results folder exists, so a set-up problem leaves nothing behind."""
     apache = find_apache()
@@ -117,7 +124,7 @@ def prepare_context(selection: Selection, stop: threading.Event) -> RunContext:
         check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
-    return RunContext(session_dir=Path(), cell=cell, cell_info=info, user=user, stop=stop, port=selection.port)
+    return cell, info, user
 
 
 Progress = Callable[[dict[str, Any], int, int], None]
@@ -132,9 +139,9 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     stop = threading.Event()
     summaries: list[dict[str, Any]] = []
     with stop_on_signals(stop):
-        prepared = prepare_context(selection, stop)
+        cell, info, user = prepare_cell(selection)
         session_dir = _session_dir(selection.results_dir)
-        ctx = dataclasses.replace(prepared, session_dir=session_dir)
+        ctx = RunContext(session_dir, cell, info, user, stop, port=selection.port)
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
             pending: set[Future[dict[str, Any]]] = {pool.submit(execute, spec, ctx) for spec in specs}

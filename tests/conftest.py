@@ -44,6 +44,14 @@ def harness(*args: str, env: dict[str, str] | None = None, timeout: float = 1500
     )
 
 
+def run_once(
+    results: Path, scenario: str, mechanism: str, *extra: str, cycles: int = 1, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m harness run` for one scenario and mechanism, results into `results`."""
+    args = ["--scenario", scenario, "--mechanism", mechanism, "--cycles", str(cycles), "--results", str(results)]
+    return harness("run", *args, *extra, env=env)
+
+
 def session_summary(results: Path) -> dict[str, Any]:
     (session,) = [p for p in results.iterdir() if p.is_dir()]
     return json.loads((session / "summary.json").read_text())

@@ -17,7 +17,7 @@ import pytest
 
 from harness.mechanisms import MECHANISM_NAMES
 
-from .conftest import cycles, harness, require_apache, runs_by_id, server_processes_under, session_summary
+from .conftest import cycles, harness, require_apache, run_once, runs_by_id, server_processes_under, session_summary
 
 pytestmark = pytest.mark.live
 CONTROLS = ("hello", "segfault", "raise", "wrong", "block")
@@ -140,19 +140,7 @@ def test_nothing_left_running(control_matrix: dict[str, Any]) -> None:
 
 def test_hello_clean_under_every_layout(tmp_path: Path, private_runtime: Path) -> None:
     require_apache()
-    done = harness(
-        "run",
-        "--scenario",
-        "hello",
-        "--mechanism",
-        "script-touch,sigusr1",
-        "--layout",
-        "all",
-        "--cycles",
-        "2",
-        "--results",
-        str(tmp_path),
-    )
+    done = run_once(tmp_path, "hello", "script-touch,sigusr1", "--layout", "all", cycles=2)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = runs_by_id(session_summary(tmp_path))
     assert {r["verdict"] for r in runs.values()} == {"clean"} and len(runs) == 8

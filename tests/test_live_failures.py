@@ -1,18 +1,41 @@
-"""The outcome classes that come from the server or the cell rather than the app, met live:
+"""The outcome classes that come from the server or the cell rather than the controls, met live:
 start-failed (port taken), unsupported (a cell pip refuses), harness-error (a mechanism that cannot
-fire), and the server user who cannot read the Python."""
+fire), a glibc abort, a load-time traceback, and the server user who cannot read the Python."""
 
 from __future__ import annotations
 
 import glob
+import json
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, harness, require_apache, server_processes_under, session_summary
+from .conftest import REPO, require_apache, run_once, server_processes_under, session_summary
 
 pytestmark = pytest.mark.live
+HELLO = (REPO / "scenarios/hello/app.wsgi").read_text()
+
+
+def _scenario(folder: Path, app: str, expect: str, body: str = "ok", app_fields: str = "") -> Path:
+    folder.mkdir()
+    (folder / "app.wsgi").write_text(app)
+    (folder / "scenario.toml").write_text(
+        f'[app]\nscript = "app.wsgi"\n{app_fields}[[probe]]\npath = "/"\nbody_equals = {json.dumps(body)}\n'
+        f'[expect]\ndefault = "{expect}"\n'
+    )
+    return folder
+
+
+def _only_run(results: Path) -> dict[str, object]:
+    (run,) = session_summary(results)["runs"]
+    return run
+
+
+def _pyenv_python(version_prefix: str) -> str | None:
+    found = sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version_prefix}*/bin/python3")))
+    return found[0] if found else None
 
 
 def test_port_taken_is_start_failed(tmp_path: Path, private_runtime: Path) -> None:
@@ -20,22 +43,9 @@ def test_port_taken_is_start_failed(tmp_path: Path, private_runtime: Path) -> No
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        done = harness(
-            "run",
-            "--scenario",
-            "hello",
-            "--mechanism",
-            "sigusr1",
-            "--cycles",
-            "1",
-            "--port",
-            str(port),
-            "--results",
-            str(tmp_path),
-        )
+        done = run_once(tmp_path, "hello", "sigusr1", "--port", str(taken.getsockname()[1]))
     assert done.returncode == 1
-    (run,) = session_summary(tmp_path)["runs"]
+    run = _only_run(tmp_path)
     assert run["verdict"] == "start-failed"
     assert any("AH00072" in line or "Address already in use" in line for line in run["evidence"]["start-failed"])
     assert server_processes_under(private_runtime) == []
@@ -44,34 +54,13 @@ def test_port_taken_is_start_failed(tmp_path: Path, private_runtime: Path) -> No
 def test_mechanism_that_cannot_fire_is_a_harness_error(tmp_path: Path, private_runtime: Path) -> None:
     """reload-on-changes watching a file the app never imports: the monitor never sees the edit."""
     require_apache()
-    folder = tmp_path / "unwatched"
-    folder.mkdir()
-    (folder / "app.wsgi").write_text((REPO / "scenarios/hello/app.wsgi").read_text())
+    folder = _scenario(tmp_path / "unwatched", HELLO, "clean", "hello from mod_wsgi\n", 'watch = "notes.txt"\n')
     (folder / "notes.txt").write_text("not a module\n")
-    (folder / "scenario.toml").write_text(
-        '[app]\nscript = "app.wsgi"\nwatch = "notes.txt"\n[[probe]]\npath = "/"\n'
-        'body_equals = "hello from mod_wsgi\\n"\n[expect]\ndefault = "clean"\n'
-    )
-    done = harness(
-        "run",
-        "--scenario",
-        str(folder),
-        "--mechanism",
-        "reload-on-changes",
-        "--cycles",
-        "1",
-        "--results",
-        str(tmp_path / "results"),
-    )
+    done = run_once(tmp_path / "results", str(folder), "reload-on-changes")
     assert done.returncode == 1
-    (run,) = session_summary(tmp_path / "results")["runs"]
+    run = _only_run(tmp_path / "results")
     assert run["verdict"] == "harness-error"
     assert "mechanism did not fire" in run["evidence"]["harness-error"][0]
-
-
-def _pyenv_python(version_prefix: str) -> str | None:
-    found = sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version_prefix}*/bin/python3")))
-    return found[0] if found else None
 
 
 def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) -> None:
@@ -79,22 +68,11 @@ def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) 
     python38 = _pyenv_python("3.8")
     if python38 is None:
         pytest.skip("no pyenv Python 3.8 on this machine")
-    done = harness(
-        "run",
-        "--scenario",
-        "hello",
-        "--mechanism",
-        "sigusr1",
-        "--cycles",
-        "1",
-        "--python",
-        python38,
-        "--results",
-        str(tmp_path / "results"),
-        env={"MOD_WSGI_HARNESS_CACHE": str(tmp_path / "cache")},
+    done = run_once(
+        tmp_path / "results", "hello", "sigusr1", "--python", python38, env={"MOD_WSGI_HARNESS_CACHE": str(tmp_path)}
     )
     assert done.returncode == 1, done.stderr
-    (run,) = session_summary(tmp_path / "results")["runs"]
+    run = _only_run(tmp_path / "results")
     assert run["verdict"] == "unsupported" and run["counts"]["crashed"] == 0
     assert "mod_wsgi 6.1.1 does not build for Python 3.8" in run["reason"]
     assert run["cell"]["python"].startswith("3.8.")
@@ -103,36 +81,13 @@ def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) 
 def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
     """As root, a pyenv under a 0700 home cannot be read by the server user: say exactly that."""
     require_apache()
-    import os
-
     python311 = _pyenv_python("3.11")
     if os.geteuid() != 0 or python311 is None or (Path.home().stat().st_mode & 0o001):
         pytest.skip("needs root and a pyenv Python under a home others cannot enter")
-    done = harness(
-        "run",
-        "--scenario",
-        "hello",
-        "--mechanism",
-        "sigusr1",
-        "--cycles",
-        "1",
-        "--python",
-        python311,
-        "--results",
-        str(tmp_path),
-    )
+    done = run_once(tmp_path, "hello", "sigusr1", "--python", python311)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: server user")  # the error itself is one line
     assert f"{Path.home()} is mode 0700" in done.stderr and "cannot read" in done.stderr
-
-
-def _scenario(folder: Path, app: str, expect: str) -> Path:
-    folder.mkdir()
-    (folder / "app.wsgi").write_text(app)
-    (folder / "scenario.toml").write_text(
-        f'[app]\nscript = "app.wsgi"\n[[probe]]\npath = "/"\nbody_equals = "ok"\n[expect]\ndefault = "{expect}"\n'
-    )
-    return folder
 
 
 def test_glibc_abort_is_crashed_with_its_line(tmp_path: Path, private_runtime: Path) -> None:
@@ -151,11 +106,9 @@ def test_glibc_abort_is_crashed_with_its_line(tmp_path: Path, private_runtime: P
         "    return [b'ok']\n"
     )
     folder = _scenario(tmp_path / "doublefree", app, "crashed")
-    done = harness("run", "--scenario", str(folder), "--mechanism", "sigusr1", "--cycles", "1",
-                   "--results", str(tmp_path / "results"))  # fmt: skip
+    done = run_once(tmp_path / "results", str(folder), "sigusr1")
     assert done.returncode == 0, done.stdout + done.stderr
-    (run,) = session_summary(tmp_path / "results")["runs"]
-    evidence = "\n".join(run["evidence"]["crashed"])
+    evidence = "\n".join(_only_run(tmp_path / "results")["evidence"]["crashed"])
     assert "free(): double free detected" in evidence and "exit signal Abort (6)" in evidence
 
 
@@ -164,10 +117,8 @@ def test_import_error_at_load_is_raised_with_its_traceback(tmp_path: Path, priva
     folder = _scenario(tmp_path / "badimport", "import module_that_is_not_there\n", "raised")
     # Not script-touch: a script that never loaded has nothing to reload, so mod_wsgi does not restart
     # the daemon for it, and the harness rightly calls that a mechanism that did not fire.
-    done = harness("run", "--scenario", str(folder), "--mechanism", "sigusr1", "--cycles", "1",
-                   "--results", str(tmp_path / "results"))  # fmt: skip
+    done = run_once(tmp_path / "results", str(folder), "sigusr1")
     assert done.returncode == 0, done.stdout + done.stderr
-    (run,) = session_summary(tmp_path / "results")["runs"]
-    evidence = "\n".join(run["evidence"]["raised"])
+    evidence = "\n".join(_only_run(tmp_path / "results")["evidence"]["raised"])
     assert "Traceback (most recent call last):" in evidence
     assert "ModuleNotFoundError: No module named 'module_that_is_not_there'" in evidence
