@@ -10,8 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from harness import layouts, mechanisms, registry, scenario
+from harness import baseline, layouts, mechanisms, registry, scenario
 from harness.errors import HarnessError
 
 DEFAULT_SCENARIOS = "hello,segfault,raise,wrong,block"
@@ -46,8 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")
     run.add_argument("--port", type=int, help="fixed loopback port (implies --jobs 1; default: a free one per run)")
     run.add_argument("--results", type=Path, help="results folder (default: results/ in the checkout)")
+    run.add_argument("--until-crash", action="store_true", help="stop reloading a run at its first crashed cycle")
+    run.add_argument(
+        "--baseline", type=Path, help="compare verdicts with this baseline file; exit 1 listing every change"
+    )
 
     sub.add_parser("list", help="show scenarios, mechanisms and layouts")
+    base = sub.add_parser("baseline", help="manage regression baselines")
+    base_sub = base.add_subparsers(dest="baseline_command", required=True)
+    update = base_sub.add_parser("update", help="write a baseline from a session's verdicts")
+    update.add_argument("session", help="a session folder, its name under results/, or 'latest'")
+    update.add_argument("--file", type=Path, required=True, help="the baseline file (e.g. results/baselines/X.toml)")
+    update.add_argument("--replace", action="store_true", help="drop runs the session did not run (default: keep)")
+    update.add_argument("--results", type=Path, help="where session names are looked up (default: results/)")
+
     clean = sub.add_parser("clean", help="stop servers and remove server roots that killed runs left behind")
     clean.add_argument("--all", action="store_true", help="also those of harness processes still running")
     return parser
@@ -55,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.cell import DEFAULT_MOD_WSGI
+    from harness.results import passed
     from harness.session import RESULTS_DIR, Selection, print_progress, run_session
 
     if args.cycles < 1:
@@ -73,16 +87,54 @@ def cmd_run(args: argparse.Namespace) -> int:
             server_user=args.server_user,
             port=args.port,
             results_dir=args.results or RESULTS_DIR,
+            until_crash=args.until_crash,
+            baseline=baseline.load(args.baseline) if args.baseline else None,
         )
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
     print(f"{len(selection.specs())} runs, {selection.cycles} cycles each, {selection.jobs} at a time", file=sys.stderr)
     session_dir, summaries = run_session(selection, progress=print_progress)
-    bad = [s for s in summaries if not s["matches"]]
+    bad = [s for s in summaries if not passed(s)]
     print(f"results: {session_dir}  ({len(summaries) - len(bad)}/{len(summaries)} as expected)")
+    if selection.baseline is not None:
+        return _baseline_verdict(selection.baseline, summaries, bad)
     for s in bad:
         print(f"  {s['run']}: {s['verdict']}, expected {s['expected']}")
     return 1 if bad else 0
+
+
+def _baseline_verdict(base: baseline.Baseline, summaries: list[dict[str, Any]], bad: list[dict[str, Any]]) -> int:
+    """Print every verdict that moved since the baseline; exit 1 if any did."""
+    differences = baseline.cell_differences(base, summaries[0]["cell"]) if summaries else []
+    if differences:
+        print(f"note: cell differs from the baseline's ({'; '.join(differences)})")
+    changes = baseline.compare(base, summaries)
+    for change in changes:
+        print(f"  {change}")
+    new = [s["run"] for s in summaries if s["run"] not in base.verdicts]
+    if new:
+        print(f"  not in the baseline (not compared): {', '.join(sorted(new))}")
+    print(f"baseline {base.file}: " + (f"{len(changes)} verdict(s) changed" if changes else "no change"))
+    unexpected_new = [s for s in bad if s["run"] in new]
+    for s in unexpected_new:
+        print(f"  {s['run']}: {s['verdict']}, expected {s['expected']} (scenario)")
+    return 1 if changes or unexpected_new else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness import locate
+    from harness.results import write_atomic
+    from harness.session import RESULTS_DIR
+
+    session_dir = locate.session(args.session, args.results or RESULTS_DIR)
+    runs = locate.read_summary(session_dir)["runs"]
+    text, changes, added = baseline.updated(args.file, runs, replace=args.replace)
+    args.file.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.file, text)
+    for change in changes:
+        print(f"  {change}")
+    print(f"wrote {args.file} from {session_dir.name}: {len(changes)} changed, {len(added)} added")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -114,7 +166,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "clean": cmd_clean}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "clean": cmd_clean, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

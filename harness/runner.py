@@ -22,6 +22,7 @@ from harness.layouts import Layout
 from harness.mechanisms import Mechanism
 from harness.outcome import Outcome, count, worst
 from harness.privileges import ServerUser
+from harness.rates import reload_rates, stability
 from harness.scenario import Scenario
 from harness.server import ApacheServer, ServerPlan, StartFailed
 
@@ -32,6 +33,7 @@ class RunSpec:
     mechanism: Mechanism
     layout: Layout
     cycles: int
+    until_crash: bool = False  # stop reloading at the first crashed cycle
 
     @property
     def run_id(self) -> str:
@@ -64,6 +66,15 @@ class RunRecorder:
 
     def outcomes(self) -> list[Outcome]:
         return [r.outcome for r in self.records] + [o for o, _ in self.synthetic]
+
+    def reload_outcomes(self) -> list[Outcome]:
+        return [r.outcome for r in self.records if r.phase == "reload"]
+
+    def first_crash(self) -> int | None:
+        return next((r.cycle for r in self.records if r.outcome is Outcome.CRASHED), None)
+
+    def phase_outcome(self, phase: str) -> str | None:
+        return next((r.outcome.value for r in self.records if r.phase == phase), None)
 
     def evidence(self) -> dict[str, list[str]]:
         """The first evidence lines of each non-clean outcome class."""
@@ -118,6 +129,12 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "cycles": spec.cycles,
         "cycles_recorded": len(recorder.records),
         "counts": count(outcomes),
+        "rates": {name: rate.to_json() for name, rate in reload_rates(recorder.reload_outcomes()).items()},
+        "stability": stability(recorder.reload_outcomes()),
+        "load_outcome": recorder.phase_outcome("load"),
+        "stop_outcome": recorder.phase_outcome("stop"),
+        "first_crash_cycle": recorder.first_crash(),
+        "until_crash": spec.until_crash,
         "verdict": verdict.value,
         "expected": expected.value if expected else None,
         "matches": expected is not None and verdict is expected and not interrupted,
@@ -167,9 +184,11 @@ def _drive(spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRe
     cycles = CycleRunner(spec.run_id, server, spec.mechanism, spec.scenario, spec.layout, tail, ctx.stop)
     try:
         recorder.add(cycles.first_load())
-        for index in range(1, spec.cycles + 1):
+        index = 0
+        while index < spec.cycles and not (spec.until_crash and recorder.first_crash() is not None):
+            index += 1
             recorder.add(cycles.reload(index))
-        recorder.add(cycles.shutdown(spec.cycles + 1))
+        recorder.add(cycles.shutdown(index + 1))
     finally:
         tail.flush()  # interrupted or not, the results keep every line logged so far
     return None

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness import baseline as baselines
 from harness import registry, results
 from harness.cell import (
     DEFAULT_MOD_WSGI,
@@ -58,11 +59,13 @@ class Selection:
     server_user: str | None = None
     port: int | None = None
     results_dir: Path = RESULTS_DIR
+    until_crash: bool = False
+    baseline: baselines.Baseline | None = None
 
     def specs(self) -> list[RunSpec]:
         """Every scenario x mechanism x layout the scenario supports."""
         return [
-            RunSpec(scenario, mechanism, layout, self.cycles)
+            RunSpec(scenario, mechanism, layout, self.cycles, self.until_crash)
             for scenario in self.scenarios
             for mechanism in self.mechanisms
             for layout in self.layouts
@@ -151,7 +154,10 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
                     for future in done:
                         if future.cancelled():
                             continue
-                        summaries.append(future.result())
+                        summary = future.result()
+                        if selection.baseline is not None:
+                            baselines.annotate(selection.baseline, summary)
+                        summaries.append(summary)
                         _write_session(session_dir, summaries)
                         if progress:
                             progress(summaries[-1], len(summaries), len(specs))
@@ -174,9 +180,10 @@ def _write_session(session_dir: Path, summaries: list[dict[str, Any]]) -> None:
 
 
 def print_progress(summary: dict[str, Any], done: int, total: int) -> None:
-    mark = "ok  " if summary["matches"] else "FAIL"
+    mark = "ok  " if results.passed(summary) else "FAIL"
+    expected = (summary.get("baseline") or {}).get("expected") or summary["expected"]
     print(
-        f"[{done}/{total}] {mark} {summary['run']}: {summary['verdict']} (expected {summary['expected']}) "
+        f"[{done}/{total}] {mark} {summary['run']}: {summary['verdict']} (expected {expected}) "
         f"in {summary['duration']:.1f}s",
         file=sys.stderr,
         flush=True,
