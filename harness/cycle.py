@@ -15,6 +15,7 @@ from harness import judge, probe
 from harness.classify import EventKind, LogEvent, classify_line, parse_line
 from harness.errorlog import LogTail
 from harness.errors import HarnessError
+from harness.evidence import RunEvidence
 from harness.judge import Confirmation, Fired
 from harness.layouts import Layout
 from harness.mechanisms import Confirm, Mechanism
@@ -86,6 +87,16 @@ class CycleRecord:
     daemon_pids_after: list[int]
     processes: list[dict[str, object]]
     timestamps: dict[str, float | None]
+    cores: list[dict[str, object]] = field(default_factory=list)
+    stacks: list[dict[str, object]] = field(default_factory=list)  # dumps of possibly hung processes
+    faulthandler: list[str] = field(default_factory=list)
+
+    def signal_deaths(self) -> list[dict[str, object]]:
+        return [
+            {"cycle": self.cycle, "pid": e.pid, "signal": e.signal, "line": e.line, "faulthandler": self.faulthandler}
+            for e in self.events
+            if e.kind is EventKind.SIGNAL_DEATH
+        ]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -105,6 +116,9 @@ class CycleRecord:
             "daemon_pids_after": self.daemon_pids_after,
             "processes": self.processes,
             "timestamps": self.timestamps,
+            "cores": self.cores,
+            "stacks": self.stacks,
+            "faulthandler": self.faulthandler,
         }
 
 
@@ -120,6 +134,7 @@ class CycleRunner:
         layout: Layout,
         tail: LogTail,
         stop: threading.Event,
+        evidence: RunEvidence,
     ) -> None:
         self.run_id = run_id
         self.server = server
@@ -128,6 +143,7 @@ class CycleRunner:
         self.layout = layout
         self.tail = tail
         self.stop = stop
+        self.evidence = evidence
 
     # --- waiting -----------------------------------------------------------------------------
     def _wait(self, condition: Callable[[], bool], timeout: float, log: CycleLog | None = None) -> bool:
@@ -249,6 +265,12 @@ class CycleRunner:
         stamps: dict[str, float | None],
         settle: bool = True,
     ) -> CycleRecord:
+        # Stacks first: nothing may kill a hung process before they are taken.
+        hung = [p.url for p in probes if p.timed_out]
+        dumps: list[dict[str, object]] = []
+        if hung or confirmation.fired is Fired.STUCK:
+            reason = f"cycle {index}: " + (f"no answer from {', '.join(hung)}" if hung else confirmation.detail)
+            dumps = self.evidence.dump_hung(index, self.server.request_pids(), reason)
         # A dropped connection or a 5xx may be a death that Apache has yet to log; a timeout is not.
         failed = any(p.server_error or p.error not in (None, "timeout") for p in probes) or confirmation.fired not in (
             Fired.CONFIRMED,
@@ -275,6 +297,9 @@ class CycleRunner:
             daemon_pids_after=sorted(self.server.daemon_pids()),
             processes=self.server.process_table(),
             timestamps=stamps,
+            cores=self.evidence.collect_cores(index),
+            stacks=dumps,
+            faulthandler=[e.line for e in events if e.kind in (EventKind.FAULTHANDLER, EventKind.FATAL_ERROR)][:60],
         )
 
 

@@ -61,8 +61,9 @@ def _template(name: str) -> Template:
     return Template((APACHE_CONF / name).read_text())
 
 
-def render_include(layout: Layout, script: Path, embedded: bool, script_reloading: bool) -> str:
-    """The include file for one run: a mount per application group, and the app directory."""
+def render_include(layout: Layout, script: Path, embedded: bool, script_reloading: bool, cores_dir: Path) -> str:
+    """The include file for one run: a mount per application group, the app directory, and where
+    cores go."""
     mount = _template("mount.conf")
     parts = [
         mount.substitute(
@@ -78,4 +79,5 @@ def render_include(layout: Layout, script: Path, embedded: bool, script_reloadin
             app_dir=script.parent, script_reloading="On" if script_reloading else "Off"
         )
     )
+    parts.append(_template("cores.conf").substitute(cores_dir=cores_dir))
     return "\n".join(parts)

@@ -174,6 +174,7 @@ def report(summaries: Iterable[Mapping[str, Any]], title: str) -> str:
             f"| {s['verdict']} | {expected_verdict(s)} | {rates_cell(s)} | {_counts_cell(s['counts'])} "
             f"| {_md(evidence[0]) if evidence else ''} |"
         )
+    lines += _crash_table(rows) + _hang_table(rows)
     if rows:
         cell = rows[0]["cell"]
         lines += [
@@ -182,3 +183,40 @@ def report(summaries: Iterable[Mapping[str, Any]], title: str) -> str:
             f"Apache {cell.get('apache')} ({cell.get('apache_origin')}).",
         ]
     return "\n".join(lines) + "\n"
+
+
+EVENTS_PER_RUN = 3
+
+
+def _crash_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where each run's first crashes happened, from their cores' backtraces."""
+    lines = []
+    for s in rows:
+        for crash in s.get("crashes", [])[:EVENTS_PER_RUN]:
+            trace = crash.get("backtrace") or {}
+            where = trace.get("crashing_function") or "-"
+            frame = trace.get("app_frame") or trace.get("python_frame") or "-"
+            files = f"`{s['run']}/{trace['file']}`" if trace.get("file") else _md(crash.get("no_core") or "no core")
+            lines.append(
+                f"| {s['run']} | {crash.get('cycle')} | {crash.get('pid')} | {crash.get('signal')} "
+                f"| {_md(where)} | {_md(frame)} | {files} |"
+            )
+    if not lines:
+        return []
+    head = ["", "## Crashes", "", "| run | cycle | pid | signal | crashing function | Python line | backtrace |"]
+    return [*head, "|---|---|---|---|---|---|---|", *lines]
+
+
+def _hang_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where each hung process was blocked, from the stack dumps taken before it was killed."""
+    lines = []
+    for s in rows:
+        for dump in s.get("hangs", [])[:EVENTS_PER_RUN]:
+            frames = "; ".join(dump.get("app_frames") or []) or "-"
+            lines.append(
+                f"| {s['run']} | {dump['cycle']} | {dump['pid']} | {_md(frames)} | `{s['run']}/{dump['file']}` |"
+            )
+    if not lines:
+        return []
+    head = ["", "## Hangs (stacks dumped before the kill)", "", "| run | cycle | pid | app frames | stack dump |"]
+    return [*head, "|---|---|---|---|---|", *lines]

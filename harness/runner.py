@@ -18,6 +18,7 @@ from harness import registry, results
 from harness.cell import Cell, Unsupported, install_requirements
 from harness.cycle import CycleRecord, CycleRunner, Interrupted
 from harness.errorlog import LogTail
+from harness.evidence import EvidencePlan, RunEvidence
 from harness.layouts import Layout
 from harness.mechanisms import Mechanism
 from harness.outcome import Outcome, count, worst
@@ -50,6 +51,7 @@ class RunContext:
     user: ServerUser
     stop: threading.Event
     port: int | None = None
+    core_note: str | None = None  # why cores cannot be collected here, if they cannot
 
 
 class RunRecorder:
@@ -76,6 +78,12 @@ class RunRecorder:
     def phase_outcome(self, phase: str) -> str | None:
         return next((r.outcome.value for r in self.records if r.phase == phase), None)
 
+    def signal_deaths(self) -> list[dict[str, Any]]:
+        return [death for record in self.records for death in record.signal_deaths()]
+
+    def stack_dumps(self) -> list[dict[str, Any]]:
+        return [{"cycle": r.cycle, **dump} for r in self.records for dump in r.stacks]
+
     def evidence(self) -> dict[str, list[str]]:
         """The first evidence lines of each non-clean outcome class."""
         found: dict[str, list[str]] = {}
@@ -95,6 +103,8 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     interrupted = False
     server: ApacheServer | None = None
     owner: registry.Owner | None = None
+    evidence: RunEvidence | None = None
+    crashes: list[dict[str, Any]] = []
     try:
         cell = ctx.cell
         deps = install_requirements(cell, spec.scenario.requirements) if isinstance(cell, Cell) else cell
@@ -107,13 +117,17 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             assert isinstance(cell, Cell)
             owner = registry.claim_root(spec.run_id)
             server = ApacheServer(_plan(spec, ctx, cell, owner.root, deps))
-            reason = _drive(spec, ctx, server, recorder, run_dir)
+            evidence = RunEvidence(_evidence_plan(ctx, cell, server, run_dir))
+            reason = _drive(spec, ctx, server, recorder, evidence)
     except Interrupted:
         interrupted = True
     finally:
         if server is not None:
             server.stop()
             _keep_config(server, run_dir)
+        if evidence is not None:
+            last = recorder.records[-1].cycle if recorder.records else 0
+            crashes = evidence.finish(last, recorder.signal_deaths())
         if owner is not None:
             registry.release(owner)
     outcomes = recorder.outcomes()
@@ -139,6 +153,9 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "expected": expected.value if expected else None,
         "matches": expected is not None and verdict is expected and not interrupted,
         "evidence": recorder.evidence(),
+        "crashes": crashes,
+        "hangs": recorder.stack_dumps(),
+        "cores": ctx.core_note or "collected",
         "reason": reason,
         "interrupted": interrupted,
         "server": {
@@ -171,17 +188,31 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
     )
 
 
-def _drive(spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRecorder, run_dir: Path) -> str | None:
+def _evidence_plan(ctx: RunContext, cell: Cell, server: ApacheServer, run_dir: Path) -> EvidencePlan:
+    return EvidencePlan(
+        run_dir=run_dir,
+        core_dirs=() if ctx.core_note else (server.cores_dir, server.app_dir),
+        core_note=ctx.core_note,
+        httpd=cell.apache.httpd,
+        python_executable=cell.python.executable,
+        app_dir=str(server.app_dir),
+    )
+
+
+def _drive(
+    spec: RunSpec, ctx: RunContext, server: ApacheServer, recorder: RunRecorder, evidence: RunEvidence
+) -> str | None:
     """Start, cycle, stop; returns a reason when the run could not get going."""
-    tail = LogTail(server.error_log, mirror=run_dir / "error_log")
+    tail = LogTail(server.error_log, mirror=evidence.plan.run_dir / "error_log")
     try:
         server.prepare()
+        evidence.start()
         server.start()
     except StartFailed as failure:
         tail.flush()
         recorder.synthetic.append((Outcome.START_FAILED, [str(failure), *failure.lines]))
         return str(failure)
-    cycles = CycleRunner(spec.run_id, server, spec.mechanism, spec.scenario, spec.layout, tail, ctx.stop)
+    cycles = CycleRunner(spec.run_id, server, spec.mechanism, spec.scenario, spec.layout, tail, ctx.stop, evidence)
     try:
         recorder.add(cycles.first_load())
         index = 0

@@ -93,6 +93,12 @@ class ApacheServer:
         return self.root / "error_log"
 
     @property
+    def cores_dir(self) -> Path:
+        """Apache's CoreDumpDirectory. (The daemons' working directory stays the app folder: express
+        puts it on sys.path, and cores follow CoreDumpDirectory, not the working directory.)"""
+        return self.root / "cores"
+
+    @property
     def httpd_conf(self) -> Path:
         return self.root / "httpd.conf"
 
@@ -153,8 +159,11 @@ class ApacheServer:
         """Private root owned by the server user, a copy of the app, the include file, setup-server."""
         self.root.mkdir(mode=0o700)
         shutil.copytree(self.plan.app_source, self.app_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.cores_dir.mkdir(mode=0o700)
         self.include_file.write_text(
-            render_include(self.plan.layout, self.script, self.plan.embedded, self.plan.script_reloading)
+            render_include(
+                self.plan.layout, self.script, self.plan.embedded, self.plan.script_reloading, self.cores_dir
+            )
         )
         if os.geteuid() == 0:
             for path in (self.root, *self.root.rglob("*")):
@@ -268,6 +277,12 @@ class ApacheServer:
             except psutil.Error:
                 continue
         return pids
+
+    def request_pids(self) -> set[int]:
+        """The processes that run the app's requests: daemons, or in embedded mode Apache's workers."""
+        if not self.plan.embedded:
+            return self.daemon_pids()
+        return {int(str(row["pid"])) for row in self.process_table() if row["role"] == "worker"}
 
     def process_table(self) -> list[dict[str, object]]:
         """The server tree as it is now: parent, workers and daemons with their state."""

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from harness import baseline as baselines
-from harness import registry, results
+from harness import cores, registry, results
 from harness.cell import (
     DEFAULT_MOD_WSGI,
     Cell,
@@ -144,7 +144,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     with stop_on_signals(stop):
         cell, info, user = prepare_cell(selection)
         session_dir = _session_dir(selection.results_dir)
-        ctx = RunContext(session_dir, cell, info, user, stop, port=selection.port)
+        ctx = RunContext(session_dir, cell, info, user, stop, port=selection.port, core_note=cores.enable())
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
             pending: set[Future[dict[str, Any]]] = {pool.submit(execute, spec, ctx) for spec in specs}
