@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--replace", action="store_true", help="drop runs the session did not run (default: keep)")
     update.add_argument("--results", type=Path, help="where session names are looked up (default: results/)")
 
+    bundle = sub.add_parser("bundle", help="make a bug-report bundle (folder + .tar.gz, with ISSUE.md) of one run")
+    bundle.add_argument("run", help="a run folder, SESSION/RUN_ID under results/, or a run id of the newest session")
+    bundle.add_argument("--out", type=Path, help="where the bundle goes (default: results/bundles/)")
+    bundle.add_argument("--with-cores", action="store_true", help="include the core files (large)")
+    bundle.add_argument("--results", type=Path, help="where run names are looked up (default: results/)")
+
     clean = sub.add_parser("clean", help="stop servers and remove server roots that killed runs left behind")
     clean.add_argument("--all", action="store_true", help="also those of harness processes still running")
     return parser
@@ -157,6 +163,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from harness import bundle, locate
+    from harness.session import RESULTS_DIR
+
+    base = args.results or RESULTS_DIR
+    run_dir = locate.run(args.run, base)
+    folder, tarball = bundle.make(run_dir, args.out or base / "bundles", with_cores=args.with_cores)
+    print(f"bundle: {folder}\narchive: {tarball}\nreport: {folder / 'ISSUE.md'}")
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     report = registry.clean(include_live=args.all)
     print(
@@ -166,7 +183,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "clean": cmd_clean, "baseline": cmd_baseline}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "clean": cmd_clean, "baseline": cmd_baseline, "bundle": cmd_bundle}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

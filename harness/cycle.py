@@ -30,6 +30,9 @@ POLL = 0.05
 DEATH_NOTICE_WAIT = 1.6
 AFTER_REQUEST_CONFIRM = 8.0
 DAEMON_WAIT = 15.0
+# A process still there this long after the stop request gets its stacks dumped; Apache's shutdown
+# timeout (3 s, server.TIMING_OPTIONS) kills it later.
+STOP_DUMP_AFTER = 1.5
 
 
 class Interrupted(Exception):
@@ -45,6 +48,14 @@ class CycleLog:
     lines: list[str] = field(default_factory=list)
     indexed: list[tuple[int, LogEvent]] = field(default_factory=list)  # (line index, event)
     trigger_mark: int = 0  # index of the first line logged after the trigger was sent
+    first_line: int = field(init=False)  # 1-based number in the run's error_log of this cycle's first line
+
+    def __post_init__(self) -> None:
+        self.first_line = self.tail.count + 1
+
+    def line_range(self) -> list[int]:
+        """[first, last] line numbers of this cycle in the run's error_log (last < first: none)."""
+        return [self.first_line, self.first_line + len(self.lines) - 1]
 
     def read(self) -> list[str]:
         return self.add(self.tail.read())
@@ -90,6 +101,7 @@ class CycleRecord:
     cores: list[dict[str, object]] = field(default_factory=list)
     stacks: list[dict[str, object]] = field(default_factory=list)  # dumps of possibly hung processes
     faulthandler: list[str] = field(default_factory=list)
+    log_lines: list[int] = field(default_factory=list)  # [first, last] in the run's error_log
 
     def signal_deaths(self) -> list[dict[str, object]]:
         return [
@@ -119,6 +131,7 @@ class CycleRecord:
             "cores": self.cores,
             "stacks": self.stacks,
             "faulthandler": self.faulthandler,
+            "log_lines": self.log_lines,
         }
 
 
@@ -248,11 +261,22 @@ class CycleRunner:
         """The server's own stop: sub-interpreters are destroyed and Python finalized here."""
         log = CycleLog(self.tail)
         before = sorted(self.server.daemon_pids())
+        serving = self.server.request_pids()
         sent = time.time()
+        self.server.request_stop()
+        dumps: list[dict[str, object]] = []
+        deadline = time.monotonic() + STOP_DUMP_AFTER
+        while self.server.alive(serving) and time.monotonic() < deadline:
+            time.sleep(POLL)
+        left = self.server.alive(serving)
+        if left:  # still there: stacks now, before Apache's shutdown timeout kills them
+            reason = f"cycle {index}: still running {STOP_DUMP_AFTER:.1f}s after the server was told to stop"
+            dumps = self.evidence.dump_hung(index, left, reason)
         self.server.stop()
         log.add(self.tail.flush())
         confirmation = Confirmation(Fired.NOT_APPLICABLE, "server stopped")
-        return self._finish(index, "stop", log, confirmation, [], before, _stamps(sent, None, None), settle=False)
+        stamps = _stamps(sent, None, None)
+        return self._finish(index, "stop", log, confirmation, [], before, stamps, settle=False, dumps=dumps)
 
     def _finish(
         self,
@@ -264,10 +288,11 @@ class CycleRunner:
         before: Sequence[int],
         stamps: dict[str, float | None],
         settle: bool = True,
+        dumps: list[dict[str, object]] | None = None,
     ) -> CycleRecord:
         # Stacks first: nothing may kill a hung process before they are taken.
         hung = [p.url for p in probes if p.timed_out]
-        dumps: list[dict[str, object]] = []
+        dumps = list(dumps or [])
         if hung or confirmation.fired is Fired.STUCK:
             reason = f"cycle {index}: " + (f"no answer from {', '.join(hung)}" if hung else confirmation.detail)
             dumps = self.evidence.dump_hung(index, self.server.request_pids(), reason)
@@ -300,6 +325,7 @@ class CycleRunner:
             cores=self.evidence.collect_cores(index),
             stacks=dumps,
             faulthandler=[e.line for e in events if e.kind in (EventKind.FAULTHANDLER, EventKind.FATAL_ERROR)][:60],
+            log_lines=log.line_range(),
         )
 
 

@@ -19,6 +19,7 @@ class LogTail:
         self._handle: BinaryIO | None = None
         self._partial = b""
         self._finished = False
+        self.count = 0  # lines handed out so far: line numbers in the mirror are count-based
 
     def _new_bytes(self) -> bytes:
         if self._finished:
@@ -42,7 +43,9 @@ class LogTail:
             return []
         text = complete.decode("utf-8", errors="replace")
         self._keep(text)
-        return text.split("\n")
+        lines = text.split("\n")
+        self.count += len(lines)
+        return lines
 
     def flush(self) -> list[str]:
         """Everything left, including a last line with no newline (the server has stopped); later
@@ -52,6 +55,7 @@ class LogTail:
             rest, self._partial = self._partial.decode("utf-8", errors="replace"), b""
             self._keep(rest)
             lines.append(rest)
+            self.count += 1
         if self._handle is not None:
             self._handle.close()
             self._handle = None

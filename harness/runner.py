@@ -10,7 +10,7 @@ import contextlib
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ class RunContext:
     stop: threading.Event
     port: int | None = None
     core_note: str | None = None  # why cores cannot be collected here, if they cannot
+    core_settings: dict[str, str] = field(default_factory=dict)  # the kernel's and our limits, as run
 
 
 class RunRecorder:
@@ -155,7 +156,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "evidence": recorder.evidence(),
         "crashes": crashes,
         "hangs": recorder.stack_dumps(),
-        "cores": ctx.core_note or "collected",
+        "core_dumps": {"collected": ctx.core_note is None, "note": ctx.core_note, "settings": ctx.core_settings},
         "reason": reason,
         "interrupted": interrupted,
         "server": {

@@ -241,8 +241,15 @@ class ApacheServer:
     def running(self) -> bool:
         return self.parent_pid is not None
 
+    def request_stop(self) -> None:
+        """Ask Apache to stop (SIGTERM to the parent, as apachectl stop does), without waiting."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
-        """Stop Apache (SIGTERM to the parent, as apachectl stop does), then kill anything left over."""
+        """Stop Apache and wait for it, then kill anything left over."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
@@ -277,6 +284,16 @@ class ApacheServer:
             except psutil.Error:
                 continue
         return pids
+
+    @staticmethod
+    def alive(pids: set[int]) -> set[int]:
+        """Those of `pids` still running (a zombie has finished: only its parent has yet to reap it)."""
+        found = set()
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    found.add(pid)
+        return found
 
     def request_pids(self) -> set[int]:
         """The processes that run the app's requests: daemons, or in embedded mode Apache's workers."""

@@ -122,8 +122,10 @@ def prepare_cell(selection: Selection) -> tuple[Cell | Unsupported, dict[str, An
         "mod_wsgi": selection.mod_wsgi,
         "apache": apache.version,
         "apache_origin": apache.origin,
+        "httpd": apache.httpd,
     }
     if isinstance(cell, Cell):
+        info["env_dir"] = cell.env_dir
         check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
@@ -144,7 +146,11 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     with stop_on_signals(stop):
         cell, info, user = prepare_cell(selection)
         session_dir = _session_dir(selection.results_dir)
-        ctx = RunContext(session_dir, cell, info, user, stop, port=selection.port, core_note=cores.enable())
+        core_note = cores.enable()
+        ctx = RunContext(
+            session_dir, cell, info, user, stop, port=selection.port, core_note=core_note,
+            core_settings=cores.kernel_settings(),
+        )  # fmt: skip
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
             pending: set[Future[dict[str, Any]]] = {pool.submit(execute, spec, ctx) for spec in specs}

@@ -137,10 +137,12 @@ def core_backtrace(
             problems.append(f"pystack failed: {(done.stderr or done.stdout).strip()[-200:]}")
     else:
         problems.append("pystack is not installed (pip install pystack)")
-    return _gdb_backtrace(core, executable, python_gdb, problems)
+    return gdb_backtrace(core, executable, python_gdb, problems)
 
 
-def _gdb_backtrace(core: Path, executable: str, python_gdb: Path | None, problems: list[str]) -> Backtrace:
+def gdb_backtrace(core: Path, executable: str, python_gdb: Path | None, problems: Sequence[str] = ()) -> Backtrace:
+    """Every thread's C stack (and Python stack, with the interpreter's gdb script) from a core."""
+    problems = list(problems)
     args = ["gdb", "-batch", "-nx"]
     if python_gdb is not None:
         args += ["-ex", f"source {python_gdb}"]

@@ -7,6 +7,7 @@ real: the assertions read what the harness recorded, cycle by cycle.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -90,7 +91,8 @@ def test_every_mechanism_fires_and_hello_stays_clean(control_matrix: dict[str, A
 def test_crash_evidence_is_apaches_signal_line_and_faulthandler(control_matrix: dict[str, Any]) -> None:
     run = runs_by_id(control_matrix["summary"])["segfault.sigusr1.global"]
     evidence = "\n".join(run["evidence"]["crashed"])
-    assert "AH00052: child pid" in evidence and "Segmentation fault (11)" in evidence
+    # AH00051 when a core was written (the harness raises the core limit), AH00052 when not.
+    assert re.search(r"AH0005[12]: child pid \d+ exit signal Segmentation fault \(11\)", evidence)
     assert "Fatal Python error: Segmentation fault" in evidence  # PYTHONFAULTHANDLER=1 reached the daemon
     assert 'app.wsgi", line' in evidence  # the Python line that crashed
 
