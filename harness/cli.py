@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")
     run.add_argument("--port", type=int, help="fixed loopback port (implies --jobs 1; default: a free one per run)")
     run.add_argument("--results", type=Path, help="results folder (default: results/ in the checkout)")
+    run.add_argument(
+        "--no-private-view",
+        action="store_true",
+        help="as root, refuse (instead of showing it in a private mount namespace) an interpreter the server "
+        "user cannot read",
+    )
     run.add_argument("--until-crash", action="store_true", help="stop reloading a run at its first crashed cycle")
     run.add_argument(
         "--baseline", type=Path, help="compare verdicts with this baseline file; exit 1 listing every change"
@@ -94,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             port=args.port,
             results_dir=args.results or RESULTS_DIR,
             until_crash=args.until_crash,
+            private_view=not args.no_private_view,
             baseline=baseline.load(args.baseline) if args.baseline else None,
         )
     except ValueError as exc:

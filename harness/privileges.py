@@ -15,6 +15,7 @@ import os
 import pwd
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,25 +88,45 @@ def first_blocked(user: ServerUser, target: Path) -> Path | None:
     return None if _can(user, target, 0o4) else target
 
 
-def check_can_run(user: ServerUser, python_executable: str, env_python: Path) -> None:
-    """Prove user can start the cell's Python; otherwise one line naming the blocked path and the fixes."""
+def blocked_path(user: ServerUser, python_executable: str, env_python: Path) -> Path | None:
+    """The first directory that keeps user from the cell's interpreter, or None."""
+    for target in (Path(python_executable), env_python):
+        blocked = first_blocked(user, target)
+        if blocked is not None:
+            return blocked
+    return None
+
+
+def check_can_run(
+    user: ServerUser,
+    python_executable: str,
+    env_python: Path,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+    """Prove user can start the cell's Python (through `wrap`, which drops to user itself, when given);
+    otherwise one line naming the blocked path and the fixes."""
     if os.geteuid() != 0:
         return
+    args = [str(env_python), "-c", "import mod_wsgi"]
     try:
         probe = subprocess.run(
-            [str(env_python), "-c", "import mod_wsgi"],
+            wrap(args) if wrap else args,
             capture_output=True,
             text=True,
             check=False,
             cwd="/",
-            env={"PATH": "/usr/bin:/bin", "HOME": "/"},
-            **user.popen_kwargs(),
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+            **({} if wrap else user.popen_kwargs()),
         )
         if probe.returncode == 0:
             return
         detail = (probe.stderr.strip().splitlines() or ["no output"])[-1]
     except OSError as exc:  # the interpreter a venv links to cannot even be executed
         detail = str(exc)
+    if wrap is not None:
+        raise HarnessError(
+            f"server user '{user.name}' cannot start {env_python} even in a private mount view: {detail}"
+        )
     for target in (Path(python_executable), env_python):
         blocked = first_blocked(user, target)
         if blocked is not None:
@@ -114,6 +135,7 @@ def check_can_run(user: ServerUser, python_executable: str, env_python: Path) ->
             raise HarnessError(
                 f"server user '{user.name}' cannot read {target}: {blocked} is mode {mode:04o} owned by {owner}. "
                 f"Run the harness from a Python {user.name} can read (e.g. Debian's: /usr/bin/python3 -m venv .venv), "
-                f"run it as an ordinary user, or pass --server-user with a user that can read it"
+                f"run it as an ordinary user, pass --server-user with a user that can read it, "
+                f"or drop --no-private-view so the servers see it in a mount namespace of their own"
             )
     raise HarnessError(f"server user '{user.name}' cannot start {env_python}: {detail}")

@@ -26,6 +26,7 @@ from harness.privileges import ServerUser
 from harness.rates import reload_rates, stability
 from harness.scenario import Scenario
 from harness.server import ApacheServer, ServerPlan, StartFailed
+from harness.view import PrivateView
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RunContext:
     port: int | None = None
     core_note: str | None = None  # why cores cannot be collected here, if they cannot
     core_settings: dict[str, str] = field(default_factory=dict)  # the kernel's and our limits, as run
+    view: PrivateView | None = None
 
 
 class RunRecorder:
@@ -186,6 +188,7 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
         mechanism_options=spec.mechanism.express_options,
         python_path=deps,
         port=ctx.port,
+        view=ctx.view,
     )
 
 

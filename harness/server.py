@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -25,6 +26,7 @@ from harness.classify import parse_line
 from harness.errors import HarnessError
 from harness.layouts import PROCESS_GROUP, Layout, render_include
 from harness.privileges import ServerUser
+from harness.view import PrivateView
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -67,6 +69,7 @@ class ServerPlan:
     python_path: Path | None = None
     port: int | None = None  # None: a free loopback port, re-chosen if it is taken before bind
     extra_env: dict[str, str] = field(default_factory=dict)
+    view: PrivateView | None = None  # when the server user can only reach the interpreter this way
 
 
 class ApacheServer:
@@ -118,16 +121,20 @@ class ApacheServer:
             **self.plan.extra_env,
         }
 
+    @property
+    def view_stage(self) -> Path:
+        return self.root / "view-stage"
+
+    def _user_command(self, args: list[str]) -> tuple[list[str], dict[str, Any]]:
+        """(argv, Popen arguments) that run args as the server user, in the private view if there is one."""
+        if self.plan.view is None:
+            return args, self.plan.user.popen_kwargs()
+        return self.plan.view.command(args, self.plan.user, self.view_stage), {}
+
     def _as_user(self, args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        argv, drop = self._user_command(args)
         return subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-            cwd=self.root,
-            env=self._env(),
-            **self.plan.user.popen_kwargs(),
+            argv, capture_output=True, text=True, check=False, timeout=timeout, cwd=self.root, env=self._env(), **drop
         )
 
     def express_arguments(self) -> list[str]:
@@ -160,6 +167,8 @@ class ApacheServer:
         self.root.mkdir(mode=0o700)
         shutil.copytree(self.plan.app_source, self.app_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self.cores_dir.mkdir(mode=0o700)
+        if self.plan.view is not None:
+            self.view_stage.mkdir(mode=0o700)
         self.include_file.write_text(
             render_include(
                 self.plan.layout, self.script, self.plan.embedded, self.plan.script_reloading, self.cores_dir
@@ -190,16 +199,17 @@ class ApacheServer:
                 self._generate()
 
     def _start_once(self) -> None:
+        argv, drop = self._user_command([str(self.root / "apachectl"), "start", "-DFOREGROUND"])
         with open(self.root / "apachectl.out", "ab") as log:
             self._proc = subprocess.Popen(
-                [str(self.root / "apachectl"), "start", "-DFOREGROUND"],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
                 env=self._env(),
                 start_new_session=True,
-                **self.plan.user.popen_kwargs(),
+                **drop,
             )
         self._wait_ready()
 

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from harness import baseline as baselines
-from harness import cores, registry, results
+from harness import cores, registry, results, view
 from harness.cell import (
     DEFAULT_MOD_WSGI,
     Cell,
@@ -35,9 +35,10 @@ from harness.cell import (
 from harness.errors import HarnessError
 from harness.layouts import Layout
 from harness.mechanisms import Mechanism
-from harness.privileges import ServerUser, check_can_run, choose
+from harness.privileges import ServerUser, blocked_path, check_can_run, choose
 from harness.runner import RunContext, RunSpec, execute
 from harness.scenario import Scenario
+from harness.view import PrivateView
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
@@ -61,6 +62,7 @@ class Selection:
     results_dir: Path = RESULTS_DIR
     until_crash: bool = False
     baseline: baselines.Baseline | None = None
+    private_view: bool = True  # as root: show an unreadable interpreter to the server user in a namespace
 
     def specs(self) -> list[RunSpec]:
         """Every scenario x mechanism x layout the scenario supports."""
@@ -109,7 +111,15 @@ def _session_dir(base: Path) -> Path:
     raise HarnessError(f"cannot find a free results folder name under {base}")
 
 
-def prepare_cell(selection: Selection) -> tuple[Cell | Unsupported, dict[str, Any], ServerUser]:
+@dataclass(frozen=True)
+class CellSetup:
+    cell: Cell | Unsupported
+    info: dict[str, Any]
+    user: ServerUser
+    view: PrivateView | None  # how the server user reaches an interpreter it cannot read, if it must
+
+
+def prepare_cell(selection: Selection) -> CellSetup:
     """Find Apache, build or reuse the cell, choose the server user and prove it can run the cell;
     all before any results folder exists, so a set-up problem leaves nothing behind."""
     apache = find_apache()
@@ -124,12 +134,26 @@ def prepare_cell(selection: Selection) -> tuple[Cell | Unsupported, dict[str, An
         "apache_origin": apache.origin,
         "httpd": apache.httpd,
     }
+    private: PrivateView | None = None
     if isinstance(cell, Cell):
         info["env_dir"] = cell.env_dir
-        check_can_run(user, python.executable, cell.env_python)
+        blocked = blocked_path(user, python.executable, cell.env_python) if os.geteuid() == 0 else None
+        if blocked is not None and selection.private_view:
+            private = view.plan(blocked, Path(python.executable).parent.parent, registry.runtime_dir())
+            info["private_view"] = private.describe()
+            print(f"note: {user.name} cannot read {blocked}; {private.describe()}", file=sys.stderr)
+            check_can_run(user, python.executable, cell.env_python, wrap=_probe_wrapper(private, user))
+        else:
+            check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
-    return cell, info, user
+    return CellSetup(cell, info, user, private)
+
+
+def _probe_wrapper(private: PrivateView, user: ServerUser) -> Callable[[list[str]], list[str]]:
+    stage = registry.runtime_dir() / "view-stage"
+    stage.mkdir(mode=0o700, exist_ok=True)
+    return lambda args: private.command(args, user, stage)
 
 
 Progress = Callable[[dict[str, Any], int, int], None]
@@ -144,11 +168,12 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     stop = threading.Event()
     summaries: list[dict[str, Any]] = []
     with stop_on_signals(stop):
-        cell, info, user = prepare_cell(selection)
+        setup = prepare_cell(selection)
         session_dir = _session_dir(selection.results_dir)
         core_note = cores.enable()
         ctx = RunContext(
-            session_dir, cell, info, user, stop, port=selection.port, core_note=core_note,
+            session_dir, setup.cell, setup.info, setup.user, stop, port=selection.port, core_note=core_note,
+            view=setup.view,
             core_settings=cores.kernel_settings(),
         )  # fmt: skip
         jobs = 1 if selection.port is not None else max(1, selection.jobs)

@@ -78,16 +78,38 @@ def test_cell_pip_refuses_is_unsupported(tmp_path: Path, private_runtime: Path) 
     assert run["cell"]["python"].startswith("3.8.")
 
 
-def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
-    """As root, a pyenv under a 0700 home cannot be read by the server user: say exactly that."""
-    require_apache()
-    python311 = _pyenv_python("3.11")
-    if os.geteuid() != 0 or python311 is None or (Path.home().stat().st_mode & 0o001):
+def _unreadable_pyenv_python(version_prefix: str) -> str:
+    python = _pyenv_python(version_prefix)
+    if os.geteuid() != 0 or python is None or (Path.home().stat().st_mode & 0o001):
         pytest.skip("needs root and a pyenv Python under a home others cannot enter")
-    done = run_once(tmp_path, "hello", "sigusr1", "--python", python311)
+    return python
+
+
+def test_unreadable_python_is_one_clear_line(tmp_path: Path) -> None:
+    """As root, a pyenv under a 0700 home cannot be read by the server user: with the private view
+    refused, say exactly that."""
+    require_apache()
+    python311 = _unreadable_pyenv_python("3.11")
+    done = run_once(tmp_path, "hello", "sigusr1", "--python", python311, "--no-private-view")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: server user")  # the error itself is one line
     assert f"{Path.home()} is mode 0700" in done.stderr and "cannot read" in done.stderr
+
+
+def test_unreadable_python_runs_in_a_private_view(tmp_path: Path) -> None:
+    """By default the servers see that interpreter in a mount namespace of their own; nothing on the
+    machine changes (the home stays 0700) and the controls keep their verdicts."""
+    require_apache()
+    python311 = _unreadable_pyenv_python("3.11")
+    mode = Path.home().stat().st_mode
+    done = run_once(tmp_path, "hello,segfault", "sigusr1", "--python", python311)
+    assert done.returncode == 0, done.stderr
+    assert "shown read-only over an empty" in done.stderr
+    runs = {run["scenario"]: run for run in session_summary(tmp_path)["runs"]}
+    assert runs["hello"]["verdict"] == "clean" and runs["segfault"]["verdict"] == "crashed"
+    assert runs["hello"]["cell"]["python"].startswith("3.11.") and runs["hello"]["server"]["user"] != "root"
+    assert runs["segfault"]["crashes"][0]["backtrace"]["app_frame"] == "app.wsgi:7 in application"
+    assert Path.home().stat().st_mode == mode
 
 
 def test_glibc_abort_is_crashed_with_its_line(tmp_path: Path, private_runtime: Path) -> None:
