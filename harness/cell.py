@@ -119,7 +119,13 @@ def base_interpreter() -> Path:
 
 def describe_python(executable: Path) -> PythonInfo:
     probe = _run(
-        [str(executable), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.base_prefix)"]
+        # getattr: Python 2.7 has no base_prefix (and a 2.7 virtualenv keeps the real one in real_prefix).
+        [
+            str(executable),
+            "-c",
+            "import sys; print('%d.%d.%d' % sys.version_info[:3]); "
+            "print(getattr(sys, 'real_prefix', getattr(sys, 'base_prefix', sys.prefix)))",
+        ]
     )
     if probe.returncode != 0:
         raise HarnessError(
@@ -195,11 +201,19 @@ def _build(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo, env_dir: Path)
         return done.returncode == 0
 
     env_dir.parent.mkdir(parents=True, exist_ok=True)
-    if not step([python.executable, "-m", "venv", str(env_dir)]):
-        return Unsupported(f"Python {python.version} cannot create a venv (python -m venv failed)", "\n".join(log))
+    if python.version.startswith("2."):
+        # venv is 3.x only, and virtualenv dropped 2.7 targets in 20.22: an older one, kept as a tool.
+        made = step([str(virtualenv_tool()), "--no-download", "-p", python.executable, str(env_dir)])
+    else:
+        made = step([python.executable, "-m", "venv", str(env_dir)])
+    if not made:
+        return Unsupported(f"Python {python.version} cannot create an environment", "\n".join(log))
     pip_env = {**os.environ, "APXS": apache.apxs, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--no-input"]
-    if not step([*pip, _pip_requirement(mod_wsgi)], env=pip_env):
+    # mod_wsgi-express before 5.0 finds its module through setuptools' metadata, which venvs of
+    # Python >= 3.12 no longer carry: without it express looks for the wrong .so.
+    extra = ["setuptools"] if _at_least(python.version, (3, 12)) else []
+    if not step([*pip, _pip_requirement(mod_wsgi), *extra], env=pip_env):
         tail = [line for line in log[-1].splitlines() if line.strip()][-1:] or ["no output"]
         return Unsupported(
             f"mod_wsgi {mod_wsgi} does not build for Python {python.version} "
@@ -210,6 +224,47 @@ def _build(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo, env_dir: Path)
         return Unsupported(f"mod_wsgi {mod_wsgi} installed no mod_wsgi-express", "\n".join(log))
     (env_dir / "build.log").write_text("\n".join(log))
     return None
+
+
+def express_options(cell: Cell) -> frozenset[str]:
+    """The options this cell's `mod_wsgi-express setup-server` accepts (they differ across 4.x-6.x),
+    read from its --help once and kept beside the cell."""
+    cached = Path(cell.env_dir) / "express-options.json"
+    if cached.is_file():
+        return frozenset(json.loads(cached.read_text()))
+    done = _run([str(cell.express), "setup-server", "--help"], timeout=60)
+    found = frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", done.stdout))
+    if done.returncode == 0 and found:
+        cached.write_text(json.dumps(sorted(found)))
+    return found
+
+
+def _at_least(version: str, wanted: tuple[int, int]) -> bool:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= wanted
+
+
+VIRTUALENV_SPEC = "virtualenv<20.22"
+
+
+def virtualenv_tool() -> Path:
+    """A virtualenv that can still make 2.7 environments, installed once into the cache with the
+    harness's own Python (never into the target interpreter)."""
+    tool_dir = cache_root() / "tools" / "virtualenv-20.21"
+    script = tool_dir / "bin" / "virtualenv"
+    with _locked(tool_dir.with_suffix(".lock")):
+        if (tool_dir / ".complete").is_file():
+            return script
+        shutil.rmtree(tool_dir, ignore_errors=True)
+        made = _run([sys.executable, "-m", "venv", str(tool_dir)], timeout=BUILD_TIMEOUT)
+        installed = made.returncode == 0 and _run(
+            [str(tool_dir / "bin" / "python"), "-m", "pip", "install", "-q", VIRTUALENV_SPEC], timeout=BUILD_TIMEOUT
+        )
+        if not installed or installed.returncode != 0:
+            detail = (made.stderr if made.returncode else installed.stderr if installed else "").strip()[-200:]
+            raise HarnessError(f"cannot install {VIRTUALENV_SPEC} into {tool_dir}: {detail}; check access to PyPI")
+        (tool_dir / ".complete").write_text("")
+    return script
 
 
 def install_requirements(cell: Cell, requirements: tuple[str, ...]) -> Path | Unsupported | None:

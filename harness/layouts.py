@@ -61,7 +61,9 @@ def _template(name: str) -> Template:
     return Template((APACHE_CONF / name).read_text())
 
 
-def render_include(layout: Layout, script: Path, embedded: bool, script_reloading: bool, cores_dir: Path) -> str:
+def render_include(
+    layout: Layout, script: Path, embedded: bool, script_reloading: bool, cores_dir: Path, process_group: str
+) -> str:
     """The include file for one run: a mount per application group, the app directory, and where
     cores go."""
     mount = _template("mount.conf")
@@ -69,7 +71,7 @@ def render_include(layout: Layout, script: Path, embedded: bool, script_reloadin
         mount.substitute(
             prefix=m.prefix,
             script=script,
-            process_group=GLOBAL if embedded else PROCESS_GROUP,
+            process_group=GLOBAL if embedded else process_group,
             application_group=m.application_group,
         )
         for m in layout.mounts

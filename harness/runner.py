@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import registry, results
-from harness.cell import Cell, Unsupported, install_requirements
+from harness.cell import Cell, Unsupported, express_options, install_requirements
 from harness.cycle import CycleRecord, CycleRunner, Interrupted
 from harness.errorlog import LogTail
 from harness.evidence import EvidencePlan, RunEvidence
@@ -189,6 +189,7 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
         python_path=deps,
         port=ctx.port,
         view=ctx.view,
+        named_groups="--process-group" in express_options(cell),
     )
 
 

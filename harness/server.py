@@ -70,6 +70,7 @@ class ServerPlan:
     port: int | None = None  # None: a free loopback port, re-chosen if it is taken before bind
     extra_env: dict[str, str] = field(default_factory=dict)
     view: PrivateView | None = None  # when the server user can only reach the interpreter this way
+    named_groups: bool = True  # express has --process-group/--application-group (5.x and later)
 
 
 class ApacheServer:
@@ -144,11 +145,6 @@ class ApacheServer:
             "--server-root", str(self.root),
             "--host", LOOPBACK,
             "--port", str(self.port),
-            "--process-group", PROCESS_GROUP,
-            # Given explicitly even for %{GLOBAL}: express 6.1.1 then loads its handler on the first
-            # request instead of at daemon start, and only so did its --reload-on-changes monitor run
-            # between requests here (preloaded, it noticed an edit 20 s late).
-            "--application-group", plan.layout.primary_group,
             "--include-file", str(self.include_file),
             "--log-level", "info",
             "--locale", "C.UTF-8",
@@ -156,6 +152,11 @@ class ApacheServer:
             *TIMING_OPTIONS,
             *plan.mechanism_options,
         ]  # fmt: skip
+        if plan.named_groups:
+            # The application group is given explicitly even for %{GLOBAL}: express 6.1.1 then loads its
+            # handler on the first request instead of at daemon start, and only so did its
+            # --reload-on-changes monitor run between requests here (preloaded, it noticed an edit 20 s late).
+            args += ["--process-group", PROCESS_GROUP, "--application-group", plan.layout.primary_group]
         if plan.embedded:
             args.append("--embedded-mode")
         if plan.python_path is not None:
@@ -169,17 +170,28 @@ class ApacheServer:
         self.cores_dir.mkdir(mode=0o700)
         if self.plan.view is not None:
             self.view_stage.mkdir(mode=0o700)
-        self.include_file.write_text(
-            render_include(
-                self.plan.layout, self.script, self.plan.embedded, self.plan.script_reloading, self.cores_dir
-            )
-        )
         if os.geteuid() == 0:
             for path in (self.root, *self.root.rglob("*")):
                 os.chown(path, self.plan.user.uid, self.plan.user.gid, follow_symlinks=False)
         self._generate()
 
+    @property
+    def process_group(self) -> str:
+        """The daemon process group the app is mounted in: ours, or express 4.x's fixed 'host:port'."""
+        return PROCESS_GROUP if self.plan.named_groups else f"{LOOPBACK}:{self.port}"
+
     def _generate(self) -> None:
+        """The include file (it names the port with express 4.x) and setup-server's output."""
+        self.include_file.write_text(
+            render_include(
+                self.plan.layout,
+                self.script,
+                self.plan.embedded,
+                self.plan.script_reloading,
+                self.cores_dir,
+                self.process_group,
+            )
+        )
         done = self._as_user([str(self.plan.cell.express), *self.express_arguments()])
         if done.returncode != 0 or not (self.root / "apachectl").exists():
             tail = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()][-3:]
