@@ -91,9 +91,9 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
-def find_apache() -> ApacheInfo:
-    """Apache via apxs: $APXS if set, else the apxs on PATH (Debian's apache2-dev)."""
-    apxs = os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2")
+def find_apache(apxs: str | None = None) -> ApacheInfo:
+    """Apache via apxs: the one given, else $APXS, else the apxs on PATH (Debian's apache2-dev)."""
+    apxs = apxs or os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2")
     if not apxs:
         raise HarnessError(
             "Apache development files not found: install them (apt-get install apache2 apache2-dev) "
@@ -158,6 +158,13 @@ def _locked(path: Path) -> Iterator[None]:
 def _pip_requirement(mod_wsgi: str) -> str:
     """A bare version means the PyPI release; anything else is passed to pip as it is."""
     return f"mod_wsgi=={mod_wsgi}" if re.fullmatch(r"\d+(\.\d+)*", mod_wsgi) else mod_wsgi
+
+
+def cell_known(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> bool:
+    """Whether this cell was built (or found impossible) before: using it compiles nothing."""
+    key = _cell_key(python, mod_wsgi, apache)
+    cells = cache_root() / "cells"
+    return (cells / key / "cell.json").is_file() or (cells / f"{key}.unsupported.json").is_file()
 
 
 def ensure_cell(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> Cell | Unsupported:
@@ -288,3 +295,44 @@ def install_requirements(cell: Cell, requirements: tuple[str, ...]) -> Path | Un
             return Unsupported(reason, done.stdout + done.stderr)
         (target / ".complete").write_text("")
         return target
+
+
+def list_cells() -> list[dict[str, str]]:
+    """The cached cells: built ones with their interpreter and size, and those found impossible."""
+    cells = cache_root() / "cells"
+    found: list[dict[str, str]] = []
+    if not cells.is_dir():
+        return found
+    for entry in sorted(cells.iterdir()):
+        if entry.is_dir():
+            marker = entry / "cell.json"
+            if not marker.is_file():
+                found.append({"label": entry.name, "status": "incomplete", "detail": "an interrupted build"})
+                continue
+            record = json.loads(marker.read_text())
+            present = Path(record.get("python_executable", "")).exists()
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file() and not f.is_symlink())
+            status = "ready" if present else "orphaned"
+            detail = f"{record.get('python_executable')} ({size // 1_000_000} MB)"
+            found.append({"label": entry.name, "status": status, "detail": detail})
+        elif entry.name.endswith(".unsupported.json"):
+            reason = json.loads(entry.read_text()).get("reason", "")
+            found.append({"label": entry.name.removesuffix(".unsupported.json"), "status": "unsupported",
+                          "detail": reason[:120]})  # fmt: skip
+    return found
+
+
+def prune_cells() -> list[str]:
+    """Remove cells whose interpreter is gone, half-built ones, and recorded failures (so they are
+    tried again next time)."""
+    cells = cache_root() / "cells"
+    removed = []
+    for entry in list_cells():
+        if entry["status"] == "ready":
+            continue
+        label = entry["label"]
+        with _locked(cells / f"{label}.lock"):
+            shutil.rmtree(cells / label, ignore_errors=True)
+            (cells / f"{label}.unsupported.json").unlink(missing_ok=True)
+        removed.append(label)
+    return removed

@@ -14,11 +14,14 @@ from typing import Any
 
 from harness import baseline, layouts, mechanisms, registry, scenario
 from harness.errors import HarnessError
+from harness.results import expected_verdict, passed
 
 DEFAULT_SCENARIOS = "hello,segfault,raise,wrong,block"
 DEFAULT_MECHANISMS = "script-touch,sigusr1,apache-graceful"
 DEFAULT_LAYOUTS = "global"
 DEFAULT_CYCLES = 3
+MATRIX_SCENARIOS = "hello,segfault"
+MATRIX_MECHANISMS = "sigusr1"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +62,38 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("list", help="show scenarios, mechanisms and layouts")
+    matrix = sub.add_parser("matrix", help="the same runs in every cell: interpreters x mod_wsgi versions x Apache")
+    matrix.add_argument("--scenario", default=MATRIX_SCENARIOS, help=f"(default: {MATRIX_SCENARIOS})")
+    matrix.add_argument("--mechanism", default=MATRIX_MECHANISMS, help=f"(default: {MATRIX_MECHANISMS})")
+    matrix.add_argument("--layout", default=DEFAULT_LAYOUTS, help=f"(default: {DEFAULT_LAYOUTS})")
+    matrix.add_argument("--cycles", type=int, default=2, help="reloads per run (default: 2)")
+    matrix.add_argument("--python", help="comma list of versions (3.8, 3.11.7) or paths (default: every one found)")
+    matrix.add_argument("--mod-wsgi", help="comma list of versions or pip requirements (default: 4.9.4,5.0.2,6.1.1)")
+    matrix.add_argument("--apache", help="the apxs of the Apache to build against (default: $APXS or apxs on PATH)")
+    matrix.add_argument("--resume", help="a matrix folder (or 'latest') to finish: its finished runs are kept")
+    matrix.add_argument("--jobs", "-j", type=int, default=default_jobs(), help="runs side by side in a cell")
+    matrix.add_argument("--server-user", help="as root: the unprivileged user Apache runs as")
+    matrix.add_argument("--results", type=Path, help="where matrix folders go (default: results/)")
+    matrix.add_argument("--baseline", type=Path, help="compare verdicts with this baseline file")
+    matrix.add_argument("--no-private-view", action="store_true", help="see run --help")
+
+    report = sub.add_parser("report", help="merge result folders into one table (Markdown, HTML heatmap, PNG)")
+    report.add_argument("folders", nargs="+", type=Path, help="sessions, matrix folders, or folders holding them")
+    report.add_argument("--out", type=Path, help="where report.md/.html/.png go (default: results/report-<time>)")
+
+    bis = sub.add_parser("bisect", help="the first mod_wsgi release where a scenario's verdict changes")
+    bis.add_argument("--scenario", required=True, help="one scenario name or path")
+    bis.add_argument("--mechanism", required=True, help="one mechanism")
+    bis.add_argument("--layout", default=DEFAULT_LAYOUTS, help=f"one layout (default: {DEFAULT_LAYOUTS})")
+    bis.add_argument("--good", required=True, help="a mod_wsgi release with the expected verdict")
+    bis.add_argument("--bad", required=True, help="a mod_wsgi release with another verdict")
+    bis.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
+    bis.add_argument("--cycles", type=int, default=DEFAULT_CYCLES, help=f"reloads per run (default: {DEFAULT_CYCLES})")
+    bis.add_argument("--results", type=Path, help="where bisect folders go (default: results/)")
+
+    envs = sub.add_parser("envs", help="list the cached cell environments, or prune them")
+    envs.add_argument("--prune", action="store_true", help="remove cells whose interpreter is gone, and failures")
+
     base = sub.add_parser("baseline", help="manage regression baselines")
     base_sub = base.add_subparsers(dest="baseline_command", required=True)
     update = base_sub.add_parser("update", help="write a baseline from a session's verdicts")
@@ -80,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.cell import DEFAULT_MOD_WSGI
-    from harness.results import passed
     from harness.session import RESULTS_DIR, Selection, print_progress, run_session
 
     if args.cycles < 1:
@@ -132,6 +166,124 @@ def _baseline_verdict(base: baseline.Baseline, summaries: list[dict[str, Any]], 
     for s in unexpected_new:
         print(f"  {s['run']}: {s['verdict']}, expected {s['expected']} (scenario)")
     return 1 if changes or unexpected_new else 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    import time
+
+    from harness import interpreters, locate, matrix, report
+    from harness.session import RESULTS_DIR, Selection
+
+    if args.cycles < 1:
+        raise HarnessError("--cycles: give at least 1")
+    base_dir = args.results or RESULTS_DIR
+    try:
+        found = interpreters.discover()
+        pythons = interpreters.select(found, args.python) if args.python else found
+        versions = [v.strip() for v in (args.mod_wsgi or ",".join(matrix.DEFAULT_MOD_WSGI)).split(",") if v.strip()]
+        selection = Selection(
+            scenarios=scenario.resolve(args.scenario),
+            mechanisms=mechanisms.select(args.mechanism),
+            layouts=layouts.select(args.layout),
+            cycles=args.cycles,
+            jobs=args.jobs,
+            server_user=args.server_user,
+            results_dir=base_dir,
+            baseline=baseline.load(args.baseline) if args.baseline else None,
+            private_view=not args.no_private_view,
+            apxs=args.apache,
+        )
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
+    if not pythons:
+        raise HarnessError("no Python interpreters found; give --python with versions or paths")
+    if args.resume:
+        folder = _matrix_folder(args.resume, base_dir, locate)
+    else:
+        folder = base_dir / f"matrix-{time.strftime('%Y%m%dT%H%M%S')}"
+    cells = matrix.cells(pythons, versions)
+    print(
+        f"{len(cells)} cells ({len(pythons)} interpreters x {len(versions)} mod_wsgi), "
+        f"{len(selection.specs())} runs each, into {folder}",
+        file=sys.stderr,
+    )
+    record = matrix.run_matrix(selection, cells, folder)
+    files, problem = report.write([folder], folder)
+    statuses = {label: cell["status"] for label, cell in record["cells"].items()}
+    for label, cell in record["cells"].items():
+        print(f"  {label}: {cell['status']}" + (f" ({cell['reason'][:150]})" if cell.get("reason") else ""))
+    print(f"compilations: {record['compilations']} (cells built by this run; the rest came from the cache)")
+    print(f"report: {', '.join(str(f) for f in files)}" + (f" (no PNG: {problem})" if problem else ""))
+    runs = report.collect([folder])
+    bad = [r for r in runs if not passed(r) and statuses.get(_label(r)) == "ok"]
+    for run in bad:
+        print(f"  FAIL {_label(run)} {run['run']}: {run['verdict']}, expected {expected_verdict(run)}")
+    return 1 if bad else 0
+
+
+def _label(run: dict[str, Any]) -> str:
+    return f"py{run['cell']['python']}-modwsgi{run['cell']['mod_wsgi']}"
+
+
+def _matrix_folder(text: str, base_dir: Path, locate: Any) -> Path:
+    if text == "latest":
+        found = sorted(p for p in base_dir.glob("matrix-*") if (p / "matrix.json").is_file())
+        if not found:
+            raise HarnessError(f"no matrix folders under {base_dir}; run 'python -m harness matrix' first")
+        return found[-1]
+    folder = Path(text)
+    if not (folder / "matrix.json").is_file():
+        raise HarnessError(f"--resume {text}: not a matrix folder (no matrix.json); give results/matrix-<time>")
+    return folder
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    import time
+
+    from harness import bisect
+    from harness.session import RESULTS_DIR, Selection, default_jobs
+
+    if args.cycles < 1:
+        raise HarnessError("--cycles: give at least 1")
+    try:
+        selection = Selection(
+            scenarios=scenario.resolve(args.scenario),
+            mechanisms=mechanisms.select(args.mechanism),
+            layouts=layouts.select(args.layout),
+            cycles=args.cycles,
+            jobs=default_jobs(),
+        )
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
+    folder = (args.results or RESULTS_DIR) / f"bisect-{time.strftime('%Y%m%dT%H%M%S')}"
+    last_good, first_bad, seen = bisect.run(selection, args.python, args.good, args.bad, folder)
+    print(f"last release with '{seen[last_good]}': {last_good}")
+    print(f"first release with '{seen[first_bad]}': {first_bad}")
+    print(f"probed: {', '.join(f'{v}={seen[v]}' for v in sorted(seen, key=bisect.version_key))}; runs in {folder}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import time
+
+    from harness import report
+    from harness.session import RESULTS_DIR
+
+    out = args.out or RESULTS_DIR / f"report-{time.strftime('%Y%m%dT%H%M%S')}"
+    files, problem = report.write(args.folders, out)
+    print(f"report: {', '.join(str(f) for f in files)}" + (f" (no PNG: {problem})" if problem else ""))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from harness import cell
+
+    for entry in cell.list_cells():
+        print(f"  {entry['label']:60} {entry['status']:12} {entry.get('detail', '')}")
+    if args.prune:
+        removed = cell.prune_cells()
+        print(f"pruned {len(removed)}: {', '.join(removed) or 'nothing'}")
+    return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -190,7 +342,17 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "clean": cmd_clean, "baseline": cmd_baseline, "bundle": cmd_bundle}
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "clean": cmd_clean,
+    "baseline": cmd_baseline,
+    "bundle": cmd_bundle,
+    "matrix": cmd_matrix,
+    "report": cmd_report,
+    "envs": cmd_envs,
+    "bisect": cmd_bisect,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,6 +140,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "run": spec.run_id,
         "scenario": spec.scenario.name,
         "scenario_file": str(spec.scenario.file),
+        "control": spec.scenario.control,
         "mechanism": spec.mechanism.name,
         "layout": spec.layout.name,
         "cell": ctx.cell_info,

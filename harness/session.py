@@ -8,6 +8,7 @@ then stops its server in its own ``finally``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from harness.cell import (
     Cell,
     Unsupported,
     base_interpreter,
+    cell_known,
     describe_python,
     ensure_cell,
     find_apache,
@@ -63,6 +65,8 @@ class Selection:
     until_crash: bool = False
     baseline: baselines.Baseline | None = None
     private_view: bool = True  # as root: show an unreadable interpreter to the server user in a namespace
+    session_dir: Path | None = None  # a fixed folder (the matrix's per cell) instead of a new one
+    apxs: str | None = None  # which Apache (default: $APXS, else apxs on the PATH)
 
     def specs(self) -> list[RunSpec]:
         """Every scenario x mechanism x layout the scenario supports."""
@@ -122,11 +126,13 @@ class CellSetup:
 def prepare_cell(selection: Selection) -> CellSetup:
     """Find Apache, build or reuse the cell, choose the server user and prove it can run the cell;
     all before any results folder exists, so a set-up problem leaves nothing behind."""
-    apache = find_apache()
+    apache = find_apache(selection.apxs)
     python = describe_python(selection.python or base_interpreter())
+    compiled = not cell_known(python, selection.mod_wsgi, apache)
     cell = ensure_cell(python, selection.mod_wsgi, apache)
     user = choose(selection.server_user)
     info: dict[str, Any] = {
+        "compiled_now": compiled,
         "python": python.version,
         "python_executable": python.executable,
         "mod_wsgi": selection.mod_wsgi,
@@ -164,12 +170,20 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     specs = selection.specs()
     if not specs:
         raise HarnessError("nothing to run: no scenario supports the chosen layouts (see 'python -m harness list')")
+    done_ids: set[str] = set()
     registry.clean()  # what a killed run left behind goes first
     stop = threading.Event()
     summaries: list[dict[str, Any]] = []
     with stop_on_signals(stop):
         setup = prepare_cell(selection)
-        session_dir = _session_dir(selection.results_dir)
+        session_dir = _session_dir(selection.results_dir) if selection.session_dir is None else selection.session_dir
+        if selection.session_dir is not None:
+            session_dir.mkdir(parents=True, exist_ok=True)
+            summaries = finished_runs(session_dir, [spec.run_id for spec in specs])
+            done_ids = {s["run"] for s in summaries}
+            specs = [spec for spec in specs if spec.run_id not in done_ids]
+            if summaries:
+                _write_session(session_dir, summaries)
         core_note = cores.enable()
         ctx = RunContext(
             session_dir, setup.cell, setup.info, setup.user, stop, port=selection.port, core_note=core_note,
@@ -191,7 +205,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
                         summaries.append(summary)
                         _write_session(session_dir, summaries)
                         if progress:
-                            progress(summaries[-1], len(summaries), len(specs))
+                            progress(summaries[-1], len(summaries), len(specs) + len(done_ids))
                     if stop.is_set():
                         for future in pending:
                             future.cancel()
@@ -201,6 +215,20 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
     if stop.is_set():
         raise KeyboardInterrupt
     return session_dir, summaries
+
+
+def finished_runs(session_dir: Path, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Summaries of the runs a folder already holds, finished (not interrupted) and readable: a resumed
+    matrix keeps them and does not run them again."""
+    found = []
+    for run_id in run_ids:
+        try:
+            summary = json.loads((session_dir / run_id / results.SUMMARY).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(summary, dict) and not summary.get("interrupted") and summary.get("run") == run_id:
+            found.append(summary)
+    return found
 
 
 def _write_session(session_dir: Path, summaries: list[dict[str, Any]]) -> None:
