@@ -21,6 +21,7 @@ DEFAULT_MECHANISMS = "script-touch,sigusr1,apache-graceful"
 DEFAULT_LAYOUTS = "global"
 DEFAULT_CYCLES = 3
 MATRIX_SCENARIOS = "hello,segfault"
+APACHE_DEFAULT = "default: $APXS, else apxs on PATH, else mod-wsgi-httpd built into the cache"
 MATRIX_MECHANISMS = "sigusr1"
 
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
     run.add_argument("--mod-wsgi", default=None, help="mod_wsgi version or pip requirement (default: 6.1.1)")
+    run.add_argument(
+        "--apache", help="apxs path or 'mod-wsgi-httpd' (default: $APXS, apxs on PATH, else mod-wsgi-httpd)"
+    )
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")
     run.add_argument("--port", type=int, help="fixed loopback port (implies --jobs 1; default: a free one per run)")
     run.add_argument("--results", type=Path, help="results folder (default: results/ in the checkout)")
@@ -69,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("--cycles", type=int, default=2, help="reloads per run (default: 2)")
     matrix.add_argument("--python", help="comma list of versions (3.8, 3.11.7) or paths (default: every one found)")
     matrix.add_argument("--mod-wsgi", help="comma list of versions or pip requirements (default: 4.9.4,5.0.2,6.1.1)")
-    matrix.add_argument("--apache", help="the apxs of the Apache to build against (default: $APXS or apxs on PATH)")
+    matrix.add_argument(
+        "--apache",
+        help="comma list of apxs paths or 'mod-wsgi-httpd' (default: $APXS, apxs on PATH, else mod-wsgi-httpd)",
+    )
     matrix.add_argument("--resume", help="a matrix folder (or 'latest') to finish: its finished runs are kept")
     matrix.add_argument("--jobs", "-j", type=int, default=default_jobs(), help="runs side by side in a cell")
     matrix.add_argument("--server-user", help="as root: the unprivileged user Apache runs as")
@@ -135,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             results_dir=args.results or RESULTS_DIR,
             until_crash=args.until_crash,
             private_view=not args.no_private_view,
+            apxs=args.apache,
             baseline=baseline.load(args.baseline) if args.baseline else None,
         )
     except ValueError as exc:
@@ -191,17 +199,17 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             results_dir=base_dir,
             baseline=baseline.load(args.baseline) if args.baseline else None,
             private_view=not args.no_private_view,
-            apxs=args.apache,
         )
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
+    apaches = [a.strip() for a in args.apache.split(",") if a.strip()] if args.apache else [None]
     if not pythons:
         raise HarnessError("no Python interpreters found; give --python with versions or paths")
     if args.resume:
         folder = _matrix_folder(args.resume, base_dir, locate)
     else:
         folder = base_dir / f"matrix-{time.strftime('%Y%m%dT%H%M%S')}"
-    cells = matrix.cells(pythons, versions)
+    cells = matrix.cells(pythons, versions, apaches)
     print(
         f"{len(cells)} cells ({len(pythons)} interpreters x {len(versions)} mod_wsgi), "
         f"{len(selection.specs())} runs each, into {folder}",

@@ -9,6 +9,7 @@ nothing in it is blamed on the scenario.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -29,14 +30,23 @@ DEFAULT_MOD_WSGI = ("4.9.4", "5.0.2", "6.1.1")
 class CellSpec:
     python: PythonInfo
     mod_wsgi: str
+    apxs: str | None = None  # None: the default Apache
+    apache_tag: str = ""  # set when the matrix has more than one Apache
 
     @property
     def label(self) -> str:
-        return f"py{self.python.version}-modwsgi{self.mod_wsgi}"
+        return f"py{self.python.version}-modwsgi{self.mod_wsgi}{self.apache_tag}"
 
 
-def cells(pythons: Sequence[PythonInfo], mod_wsgi: Sequence[str]) -> list[CellSpec]:
-    return [CellSpec(python, version) for python in pythons for version in mod_wsgi]
+def cells(
+    pythons: Sequence[PythonInfo], mod_wsgi: Sequence[str], apaches: Sequence[str | None] = (None,)
+) -> list[CellSpec]:
+    def tag(apxs: str | None) -> str:
+        if len(apaches) == 1 or apxs is None:
+            return ""
+        return "-apache-" + re.sub(r"[^A-Za-z0-9.]+", "_", apxs).strip("_")[-40:]
+
+    return [CellSpec(p, v, a, tag(a)) for a in apaches for p in pythons for v in mod_wsgi]
 
 
 class Progress:
@@ -79,7 +89,11 @@ def run_matrix(base: Selection, specs: Sequence[CellSpec], folder: Path) -> dict
     record: dict[str, Any] = {"folder": str(folder), "cells": {}, "compilations": 0, "started": time.time()}
     for spec in specs:
         selection = dataclasses.replace(
-            base, python=Path(spec.python.executable), mod_wsgi=spec.mod_wsgi, session_dir=folder / spec.label
+            base,
+            python=Path(spec.python.executable),
+            mod_wsgi=spec.mod_wsgi,
+            session_dir=folder / spec.label,
+            apxs=spec.apxs or base.apxs,
         )
         before = progress.done
 
