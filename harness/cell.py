@@ -170,8 +170,28 @@ def describe_python(executable: Path) -> PythonInfo:
     return PythonInfo(version=version, executable=str(real if real.exists() else Path(executable).resolve()))
 
 
+def source_state(mod_wsgi: str) -> str:
+    """For a local checkout or sdist, what identifies its content (so an edited branch is a new cell);
+    '' for a release or any other pip requirement."""
+    path = Path(mod_wsgi).expanduser()
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if not path.is_dir():
+        return ""
+    head = _run(["git", "-C", str(path), "rev-parse", "HEAD"])
+    if head.returncode == 0:
+        dirty = _run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"]).stdout
+        diff = _run(["git", "-C", str(path), "diff", "HEAD"]).stdout if dirty else ""
+        return hashlib.sha256((head.stdout + diff).encode()).hexdigest()
+    stamps = sorted(f"{f}:{f.stat().st_mtime_ns}" for f in path.rglob("*") if f.is_file())
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
+
+
 def _cell_key(python: PythonInfo, mod_wsgi: str, apache: ApacheInfo) -> str:
-    digest = hashlib.sha256(f"{python.executable}|{mod_wsgi}|{apache.apxs}|{apache.version}".encode()).hexdigest()
+    state = source_state(mod_wsgi)
+    spec_identity = f"{mod_wsgi}@{state}" if state else mod_wsgi
+    identity = f"{python.executable}|{spec_identity}|{apache.apxs}|{apache.version}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()
     spec = re.sub(r"[^A-Za-z0-9.]+", "_", mod_wsgi)[:40]
     return f"py{python.version}-modwsgi{spec}-apache{apache.version}-{digest[:10]}"
 
