@@ -110,7 +110,8 @@ def run_matrix(base: Selection, specs: Sequence[CellSpec], folder: Path) -> dict
             continue
         progress.skip(per_cell - (progress.done - before))  # the runs a resumed matrix had already
         record["cells"][spec.label] = cell_status(summaries)
-        record["compilations"] += int(bool(summaries and summaries[0]["cell"].get("compiled_now")))
+        fresh = [s for s in summaries if s.get("started", 0) >= record["started"]]  # not those resumed
+        record["compilations"] += int(any(s["cell"].get("compiled_now") for s in fresh[:1]))
         _write(folder, record)
     record["finished"] = time.time()
     _write(folder, record)
