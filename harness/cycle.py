@@ -190,12 +190,12 @@ class CycleRunner:
             now = self.server.daemon_pids()
             return bool(now) and not (before & now)
 
-        if self._wait(replaced, timeout, log):
+        if self._wait(lambda: replaced() or not self.server.running(), timeout, log) and self.server.running():
             return Confirmation(
                 Fired.CONFIRMED, f"daemon {sorted(before)} -> {sorted(self.server.daemon_pids())}", time.time()
             )
         if not self.server.running():
-            return Confirmation(Fired.SERVER_GONE, "the Apache parent exited")
+            return Confirmation(Fired.SERVER_GONE, f"the Apache parent exited ({self.server.exit_description()})")
         now = self.server.daemon_pids()
         if before & now:
             if log.has(EventKind.RELOAD_REQUESTED):
@@ -229,7 +229,7 @@ class CycleRunner:
         mechanism = self.mechanism
         before: set[int] = set()
         if self._daemon_mode:
-            self._wait(lambda: bool(self.server.daemon_pids()), DAEMON_WAIT, log)
+            self._wait(lambda: bool(self.server.daemon_pids()) or not self.server.running(), DAEMON_WAIT, log)
             before = self.server.daemon_pids()
             if not before:
                 fired = Fired.SERVER_GONE if not self.server.running() else Fired.NO_NEW_DAEMON

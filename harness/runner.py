@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import registry, results
 from harness.cell import Cell, Unsupported, express_options, install_requirements
+from harness.classify import CRASH_SIGNALS
 from harness.cycle import CycleRecord, CycleRunner, Interrupted
 from harness.errorlog import LogTail
 from harness.evidence import EvidencePlan, RunEvidence
@@ -223,12 +224,31 @@ def _drive(
         recorder.add(cycles.first_load())
         index = 0
         while index < spec.cycles and not (spec.until_crash and recorder.first_crash() is not None):
+            if not server.running():
+                return _parent_gone(server, recorder, index)
             index += 1
             recorder.add(cycles.reload(index))
+        if not server.running():
+            return _parent_gone(server, recorder, index)
         recorder.add(cycles.shutdown(index + 1))
     finally:
         tail.flush()  # interrupted or not, the results keep every line logged so far
     return None
+
+
+def _parent_gone(server: ApacheServer, recorder: RunRecorder, index: int) -> str:
+    """The Apache parent ended under the run: no cycle after it can show anything. Killed from outside
+    (SIGKILL, SIGTERM, ...) it is not the app's doing: harness-error; a crash signal is a crash."""
+    reason = f"the Apache parent exited ({server.exit_description()}) after cycle {index}; no further cycles"
+    signum = server.exit_signal()
+    if signum in CRASH_SIGNALS:
+        outcome = Outcome.CRASHED
+    elif signum is not None:
+        outcome, reason = Outcome.HARNESS_ERROR, reason + " (stopped from outside the harness)"
+    else:
+        outcome = Outcome.START_FAILED
+    recorder.synthetic.append((outcome, [reason]))
+    return reason
 
 
 def _keep_config(server: ApacheServer, run_dir: Path) -> None:

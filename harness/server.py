@@ -260,6 +260,19 @@ class ApacheServer:
     def parent_pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
+    def exit_description(self) -> str | None:
+        """How the Apache parent ended, if it has: 'exit status N' or 'killed by SIGNAME'."""
+        if self._proc is None or self._proc.poll() is None:
+            return None
+        code = self._proc.returncode
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
+
+    def exit_signal(self) -> int | None:
+        code = self._proc.returncode if self._proc is not None else None
+        return -code if code is not None and code < 0 else None
+
     def running(self) -> bool:
         return self.parent_pid is not None
 

@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from .conftest import REPO, harness, require_apache, server_processes_under
+from .conftest import REPO, harness, require_apache, server_processes_under, session_summary
 
 pytestmark = pytest.mark.live
 
@@ -95,3 +96,44 @@ def test_interrupt_stops_servers_and_keeps_results(tmp_path: Path, private_runti
     summary = json.loads((session / "summary.json").read_text())
     assert {r["interrupted"] for r in summary["runs"]} == {True}
     assert not any(r["matches"] for r in summary["runs"])  # an interrupted run never passes
+
+
+def test_apache_parent_killed_from_outside_ends_the_run_clearly(tmp_path: Path, private_runtime: Path) -> None:
+    """Someone kills the Apache parent mid-run: the run stops at once with one line saying so, the
+    verdict is a harness error (not the app's doing), nothing is left running and the cycles parse."""
+    require_apache()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--scenario", "hello", "--mechanism", "sigusr1",
+         "--cycles", "30", "--results", str(tmp_path)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    parent = None
+    deadline = time.monotonic() + 60
+    while parent is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        parent = _apache_parent(proc.pid)
+    assert parent is not None, "no server came up"
+    time.sleep(4)  # a few cycles in
+    started = time.monotonic()
+    parent.kill()
+    _out, err = proc.communicate(timeout=120)
+    assert time.monotonic() - started < 20  # it stops, rather than waiting out 30 cycles
+    assert proc.returncode == 1, err
+    (run,) = session_summary(tmp_path)["runs"]
+    assert run["verdict"] == "harness-error"
+    assert "the Apache parent exited (killed by SIGKILL)" in run["reason"]
+    assert "stopped from outside the harness" in run["reason"]
+    assert server_processes_under(private_runtime) == []
+    records = [json.loads(line) for line in next(tmp_path.glob("*/*/cycles.jsonl")).read_text().splitlines()]
+    assert records and records[0]["phase"] == "load"
+
+
+def _apache_parent(harness_pid: int) -> psutil.Process | None:
+    """The harness's Apache parent (finished helpers of the harness may linger as zombies)."""
+    for child in psutil.Process(harness_pid).children():
+        try:
+            if "httpd.conf" in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:
+            continue
+    return None
