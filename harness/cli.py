@@ -10,11 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import baseline, layouts, mechanisms, registry, scenario
 from harness.errors import HarnessError
 from harness.results import expected_verdict, passed
+
+if TYPE_CHECKING:
+    from harness.session import Selection
 
 DEFAULT_SCENARIOS = "hello,segfault,raise,wrong,block"
 DEFAULT_MECHANISMS = "script-touch,sigusr1,apache-graceful"
@@ -117,33 +120,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.cell import DEFAULT_MOD_WSGI
-    from harness.session import RESULTS_DIR, Selection, print_progress, run_session
+def _selection(args: argparse.Namespace, **fields: Any) -> Selection:
+    """What to run, from --scenario/--mechanism/--layout/--cycles; a bad name or count is one line."""
+    from harness.session import Selection
 
     if args.cycles < 1:
         raise HarnessError("--cycles: give at least 1")
-    if args.port is not None and not 1024 <= args.port <= 65535:
-        raise HarnessError("--port: give an unprivileged port, 1024-65535")
     try:
-        selection = Selection(
+        return Selection(
             scenarios=scenario.resolve(args.scenario),
             mechanisms=mechanisms.select(args.mechanism),
             layouts=layouts.select(args.layout),
             cycles=args.cycles,
-            jobs=args.jobs,
-            python=args.python,
-            mod_wsgi=args.mod_wsgi or DEFAULT_MOD_WSGI,
-            server_user=args.server_user,
-            port=args.port,
-            results_dir=args.results or RESULTS_DIR,
-            until_crash=args.until_crash,
-            private_view=not args.no_private_view,
-            apxs=args.apache,
-            baseline=baseline.load(args.baseline) if args.baseline else None,
+            **fields,
         )
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.cell import DEFAULT_MOD_WSGI
+    from harness.session import RESULTS_DIR, print_progress, run_session
+
+    if args.port is not None and not 1024 <= args.port <= 65535:
+        raise HarnessError("--port: give an unprivileged port, 1024-65535")
+    selection = _selection(
+        args,
+        jobs=args.jobs,
+        python=args.python,
+        mod_wsgi=args.mod_wsgi or DEFAULT_MOD_WSGI,
+        server_user=args.server_user,
+        port=args.port,
+        results_dir=args.results or RESULTS_DIR,
+        until_crash=args.until_crash,
+        private_view=not args.no_private_view,
+        apxs=args.apache,
+        baseline=baseline.load(args.baseline) if args.baseline else None,
+    )
     print(f"{len(selection.specs())} runs, {selection.cycles} cycles each, {selection.jobs} at a time", file=sys.stderr)
     session_dir, summaries = run_session(selection, progress=print_progress)
     bad = [s for s in summaries if not passed(s)]
@@ -177,28 +190,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     import time
 
     from harness import interpreters, matrix, report
-    from harness.session import RESULTS_DIR, Selection
+    from harness.session import RESULTS_DIR
 
-    if args.cycles < 1:
-        raise HarnessError("--cycles: give at least 1")
     base_dir = args.results or RESULTS_DIR
+    selection = _selection(
+        args,
+        jobs=args.jobs,
+        server_user=args.server_user,
+        results_dir=base_dir,
+        baseline=baseline.load(args.baseline) if args.baseline else None,
+        private_view=not args.no_private_view,
+    )
+    found = interpreters.discover()
     try:
-        found = interpreters.discover()
         pythons = interpreters.select(found, args.python) if args.python else found
-        versions = [v.strip() for v in (args.mod_wsgi or ",".join(matrix.DEFAULT_MOD_WSGI)).split(",") if v.strip()]
-        selection = Selection(
-            scenarios=scenario.resolve(args.scenario),
-            mechanisms=mechanisms.select(args.mechanism),
-            layouts=layouts.select(args.layout),
-            cycles=args.cycles,
-            jobs=args.jobs,
-            server_user=args.server_user,
-            results_dir=base_dir,
-            baseline=baseline.load(args.baseline) if args.baseline else None,
-            private_view=not args.no_private_view,
-        )
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
+    versions = [v.strip() for v in (args.mod_wsgi or ",".join(matrix.DEFAULT_MOD_WSGI)).split(",") if v.strip()]
     apaches = [a.strip() for a in args.apache.split(",") if a.strip()] if args.apache else [None]
     if not pythons:
         raise HarnessError("no Python interpreters found; give --python with versions or paths")
@@ -243,20 +251,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     import time
 
     from harness import bisect
-    from harness.session import RESULTS_DIR, Selection, default_jobs
+    from harness.session import RESULTS_DIR, default_jobs
 
-    if args.cycles < 1:
-        raise HarnessError("--cycles: give at least 1")
-    try:
-        selection = Selection(
-            scenarios=scenario.resolve(args.scenario),
-            mechanisms=mechanisms.select(args.mechanism),
-            layouts=layouts.select(args.layout),
-            cycles=args.cycles,
-            jobs=default_jobs(),
-        )
-    except ValueError as exc:
-        raise HarnessError(str(exc)) from None
+    selection = _selection(args, jobs=default_jobs())
     folder = (args.results or RESULTS_DIR) / f"bisect-{time.strftime('%Y%m%dT%H%M%S')}"
     last_good, first_bad, seen = bisect.run(selection, args.python, args.good, args.bad, folder)
     print(f"last release with '{seen[last_good]}': {last_good}")

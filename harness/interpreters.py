@@ -33,7 +33,7 @@ def pyenv_root() -> Path | None:
 
 
 def candidates() -> list[Path]:
-    """Executables that may be interpreters: every pyenv version, then pythonX.Y on the PATH."""
+    """Executables that may be interpreters: every pyenv version, pythonX.Y on the PATH, the system's."""
     found: list[Path] = []
     root = pyenv_root()
     if root is not None:
@@ -43,6 +43,9 @@ def candidates() -> list[Path]:
         on_path = shutil.which(f"python{minor}")
         if on_path:
             found.append(Path(on_path))
+    # The system's own, which pyenv's shims hide from the PATH lookup above.
+    for folder in ("/usr/local/bin", "/usr/bin"):
+        found += [Path(p) for p in sorted(glob.glob(f"{folder}/python[23].[0-9]*")) if _is_plain(p)]
     return found
 
 
