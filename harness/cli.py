@@ -189,7 +189,7 @@ def _baseline_verdict(base: baseline.Baseline, summaries: list[dict[str, Any]], 
 def cmd_matrix(args: argparse.Namespace) -> int:
     import time
 
-    from harness import interpreters, matrix, report
+    from harness import interpreters, locate, matrix, report
     from harness.session import RESULTS_DIR
 
     base_dir = args.results or RESULTS_DIR
@@ -211,7 +211,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not pythons:
         raise HarnessError("no Python interpreters found; give --python with versions or paths")
     if args.resume:
-        folder = _matrix_folder(args.resume, base_dir)
+        folder = locate.matrix(args.resume, base_dir)
     else:
         folder = base_dir / f"matrix-{time.strftime('%Y%m%dT%H%M%S')}"
     cells = matrix.cells(pythons, versions, apaches)
@@ -233,18 +233,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     for label, run in bad:
         print(f"  FAIL {label} {run['run']}: {run['verdict']}, expected {expected_verdict(run)}")
     return 1 if bad else 0
-
-
-def _matrix_folder(text: str, base_dir: Path) -> Path:
-    if text == "latest":
-        found = sorted(p for p in base_dir.glob("matrix-*") if (p / "matrix.json").is_file())
-        if not found:
-            raise HarnessError(f"no matrix folders under {base_dir}; run 'python -m harness matrix' first")
-        return found[-1]
-    folder = Path(text)
-    if not (folder / "matrix.json").is_file():
-        raise HarnessError(f"--resume {text}: not a matrix folder (no matrix.json); give results/matrix-<time>")
-    return folder
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:

@@ -68,6 +68,14 @@ def kernel_settings() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class CoreIdentity:
+    pid: int | None  # the process (NT_PRPSINFO)
+    thread: int | None  # the signalled thread: the kernel writes its NT_PRSTATUS first
+    signal: int | None
+    arguments: str
+
+
+@dataclass(frozen=True)
 class CoreFile:
     path: Path
     identity: CoreIdentity
@@ -77,14 +85,6 @@ class CoreFile:
         who = self.identity
         return {"file": self.path.name, "pid": who.pid, "thread": who.thread, "signal": who.signal,
                 "process": who.arguments, "size": self.size}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CoreIdentity:
-    pid: int | None  # the process (NT_PRPSINFO)
-    thread: int | None  # the signalled thread: the kernel writes its NT_PRSTATUS first
-    signal: int | None
-    arguments: str
 
 
 def identify(path: Path) -> CoreIdentity:

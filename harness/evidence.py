@@ -57,9 +57,10 @@ class RunEvidence:
         """Stacks of every thread (every interpreter) of the processes that may be hung, now."""
         folder = self.plan.run_dir / "stacks"
         dumps: list[dict[str, object]] = []
+        if pids:
+            folder.mkdir(exist_ok=True)
         for pid in sorted(pids):
             tool, text = stacks.live_stacks(pid)
-            folder.mkdir(exist_ok=True)
             file = folder / f"cycle-{cycle:03d}-pid-{pid}.txt"
             file.write_text(f"# {reason}\n# {tool} dump of pid {pid}\n{text}")
             app = app_frames(text, self.plan.app_dir)

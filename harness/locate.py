@@ -1,4 +1,4 @@
-"""Finding a session or a run folder from what a user types: a path, a session name, or 'latest'."""
+"""Finding a session, run or matrix folder from what a user types: a path, a name, or 'latest'."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from harness.errors import HarnessError
 from harness.results import SUMMARY
 
 LATEST = "latest"
+MATRIX_FILE = "matrix.json"
 
 
 def _sessions(base: Path) -> list[Path]:
@@ -29,6 +30,21 @@ def session(text: str, base: Path) -> Path:
         if (candidate / SUMMARY).is_file() and "runs" in read_summary(candidate):
             return candidate
     raise HarnessError(f"{text}: not a session folder (no summary.json with runs); give results/<session> or 'latest'")
+
+
+def matrix(text: str, base: Path) -> Path:
+    """A matrix folder: a path, a name under `base`, or 'latest' (the newest matrix there)."""
+    if text == LATEST:
+        found = sorted(p for p in base.glob("matrix-*") if (p / MATRIX_FILE).is_file())
+        if not found:
+            raise HarnessError(f"no matrix folders under {base}; run 'python -m harness matrix' first")
+        return found[-1]
+    for candidate in (Path(text), base / text):
+        if (candidate / MATRIX_FILE).is_file():
+            return candidate
+    raise HarnessError(
+        f"--resume {text}: not a matrix folder (no {MATRIX_FILE}); give results/matrix-<time> or 'latest'"
+    )
 
 
 def run(text: str, base: Path) -> Path:

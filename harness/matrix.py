@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import results
+from harness import locate, results
 from harness.cell import PythonInfo
 from harness.errors import HarnessError
 from harness.session import Selection, run_session
 
-MATRIX_FILE = "matrix.json"
+MATRIX_FILE = locate.MATRIX_FILE
 DEFAULT_MOD_WSGI = ("4.9.4", "5.0.2", "6.1.1")
 
 

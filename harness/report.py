@@ -96,9 +96,24 @@ def _entry_text(run: Mapping[str, Any]) -> str:
     return f"{run['verdict']} {counts.get(run['verdict'], 0)}/{cycles}"
 
 
-def _is_broken(table: Table, row: tuple[str, str, str], column: str) -> bool:
-    run = table.entries[(row, column)]
-    return not run.get("control") and (column, row[1], row[2]) in table.broken
+@dataclass(frozen=True)
+class Entry:
+    run: dict[str, Any]
+    link: str  # the run's folder, relative to the report
+    broken: bool  # its cell's clean control was not clean under the same mechanism and layout
+
+
+def _entries(table: Table, row: tuple[str, str, str], out_dir: Path) -> list[Entry | None]:
+    """One row of the table, a column at a time (None where that cell has no such run)."""
+    found: list[Entry | None] = []
+    for column in table.columns:
+        run = table.entries.get((row, column))
+        if run is None:
+            found.append(None)
+            continue
+        broken = not run.get("control") and (column, row[1], row[2]) in table.broken
+        found.append(Entry(run, os.path.relpath(run["_folder"], out_dir), broken))
+    return found
 
 
 def markdown(table: Table, out_dir: Path) -> str:
@@ -113,15 +128,10 @@ def markdown(table: Table, out_dir: Path) -> str:
         "|---|---|---|" + "---|" * len(table.columns),
     ]
     for row in table.rows:
-        entries = []
-        for column in table.columns:
-            run = table.entries.get((row, column))
-            if run is None:
-                entries.append("")
-                continue
-            link = os.path.relpath(run["_folder"], out_dir)
-            text = _entry_text(run) + (" *broken*" if _is_broken(table, row, column) else "")
-            entries.append(f"[{text}]({link})")
+        entries = [
+            f"[{_entry_text(e.run)}{' *broken*' if e.broken else ''}]({e.link})" if e else ""
+            for e in _entries(table, row, out_dir)
+        ]
         lines.append(f"| {row[0]} | {row[1]} | {row[2]} | " + " | ".join(entries) + " |")
     unsupported = sorted(
         {(column, run["reason"]) for (_, column), run in table.entries.items() if run["verdict"] == "unsupported"}
@@ -142,16 +152,15 @@ def page(table: Table, out_dir: Path) -> str:
     body = []
     for row in table.rows:
         cells = []
-        for column in table.columns:
-            run = table.entries.get((row, column))
-            if run is None:
+        for entry in _entries(table, row, out_dir):
+            if entry is None:
                 cells.append('<td class="none"></td>')
                 continue
-            broken = _is_broken(table, row, column)
-            colour = BROKEN_COLOUR if broken else COLOURS.get(run["verdict"], "#000")
+            run = entry.run
+            colour = BROKEN_COLOUR if entry.broken else COLOURS.get(run["verdict"], "#000")
             title = html.escape(run.get("reason") or "; ".join(next(iter(run.get("evidence", {}).values()), []))[:300])
-            link = html.escape(os.path.relpath(run["_folder"], out_dir))
-            text = html.escape(_entry_text(run)) + ("<br><i>broken cell</i>" if broken else "")
+            link = html.escape(entry.link)
+            text = html.escape(_entry_text(run)) + ("<br><i>broken cell</i>" if entry.broken else "")
             cells.append(
                 f'<td class="run" data-verdict="{run["verdict"]}" style="background:{colour}" title="{title}">'
                 f'<a href="{link}">{text}</a></td>'

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import registry, results
-from harness.cell import Cell, Unsupported, express_options, install_requirements
+from harness.cell import Cell, Unsupported, install_requirements
 from harness.classify import CRASH_SIGNALS
 from harness.cycle import CycleRecord, CycleRunner, Interrupted
 from harness.errorlog import LogTail
@@ -56,6 +56,7 @@ class RunContext:
     core_note: str | None = None  # why cores cannot be collected here, if they cannot
     core_settings: dict[str, str] = field(default_factory=dict)  # the kernel's and our limits, as run
     view: PrivateView | None = None
+    named_groups: bool = True
 
 
 class RunRecorder:
@@ -191,7 +192,7 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
         python_path=deps,
         port=ctx.port,
         view=ctx.view,
-        named_groups="--process-group" in express_options(cell),
+        named_groups=ctx.named_groups,
     )
 
 

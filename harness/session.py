@@ -32,6 +32,7 @@ from harness.cell import (
     cell_known,
     describe_python,
     ensure_cell,
+    express_options,
     find_apache,
 )
 from harness.errors import HarnessError
@@ -121,6 +122,7 @@ class CellSetup:
     info: dict[str, Any]
     user: ServerUser
     view: PrivateView | None  # how the server user reaches an interpreter it cannot read, if it must
+    named_groups: bool  # the cell's express has --process-group/--application-group (5.x and later)
 
 
 def prepare_cell(selection: Selection) -> CellSetup:
@@ -153,7 +155,8 @@ def prepare_cell(selection: Selection) -> CellSetup:
             check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
-    return CellSetup(cell, info, user, private)
+    named = isinstance(cell, Cell) and "--process-group" in express_options(cell)
+    return CellSetup(cell, info, user, private, named)
 
 
 def _probe_wrapper(private: PrivateView, user: ServerUser) -> Callable[[list[str]], list[str]]:
@@ -180,6 +183,9 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
         if selection.session_dir is not None:
             session_dir.mkdir(parents=True, exist_ok=True)
             summaries = finished_runs(session_dir, [spec.run_id for spec in specs])
+            if selection.baseline is not None:
+                for summary in summaries:
+                    baselines.annotate(selection.baseline, summary)
             done_ids = {s["run"] for s in summaries}
             specs = [spec for spec in specs if spec.run_id not in done_ids]
             if summaries:
@@ -187,7 +193,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
         core_note = cores.enable()
         ctx = RunContext(
             session_dir, setup.cell, setup.info, setup.user, stop, port=selection.port, core_note=core_note,
-            view=setup.view,
+            view=setup.view, named_groups=setup.named_groups,
             core_settings=cores.kernel_settings(),
         )  # fmt: skip
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
