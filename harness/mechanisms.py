@@ -84,6 +84,8 @@ class Mechanism:
     confirm: Confirm = Confirm.DAEMON_PID
     script_reloading: bool = True  # WSGIScriptReloading for the app's directory
     deadline: float = 15.0  # seconds from trigger to confirmed reload
+    driver: bool = False  # run by the embedding driver (embed/wsgi_driver.c), not by Apache
+    layouts: tuple[str, ...] = ()  # the only layouts it has (the driver's own); empty: any
 
 
 def _noop(controls: Controls) -> None:
@@ -159,9 +161,25 @@ MECHANISMS: dict[str, Mechanism] = {
             "apachectl restart: Apache full restart, daemons replaced",
             trigger=lambda c: c.apachectl("restart"),
         ),
+        Mechanism(
+            "interpreter-cycle",
+            "embedding driver: end the app's sub-interpreter and make a new one in the same process "
+            "(mod_wsgi 1.x's WSGIReloadMechanism Interpreter)",
+            trigger=_noop,
+            driver=True,
+            layouts=("named",),
+        ),
+        Mechanism(
+            "finalize-reinit",
+            "embedding driver: Py_Finalize and Py_Initialize in the same process (the Apache parent's restart path)",
+            trigger=_noop,
+            driver=True,
+            layouts=("global",),
+        ),
     )
 }
 
+APACHE_MECHANISM_NAMES = tuple(name for name, m in MECHANISMS.items() if not m.driver)
 MECHANISM_NAMES = tuple(MECHANISMS)
 
 

@@ -74,8 +74,9 @@ def claim_root(label: str) -> Owner:
 
 
 def server_processes(root: Path) -> list[psutil.Process]:
-    """Every live process of the server tree rooted at root, found by its httpd.conf argument."""
-    needle = f"{root}/httpd.conf"
+    """Every live process of the tree rooted at root: Apache's (its httpd.conf is there) or the
+    embedding driver's (its progress file is), found by a command-line argument inside root."""
+    needle = f"{root}/"
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:

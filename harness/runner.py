@@ -18,6 +18,8 @@ from harness import registry, results
 from harness.cell import Cell, Unsupported, install_requirements
 from harness.classify import CRASH_SIGNALS
 from harness.cycle import CycleRecord, CycleRunner, Interrupted
+from harness.driver import ensure_driver
+from harness.driver_run import DriverPlan, DriverWatch, EmbeddedDriver
 from harness.errorlog import LogTail
 from harness.evidence import EvidencePlan, RunEvidence
 from harness.layouts import Layout
@@ -37,6 +39,7 @@ class RunSpec:
     layout: Layout
     cycles: int
     until_crash: bool = False  # stop reloading at the first crashed cycle
+    blocked: tuple[str, ...] = ()  # extension modules made unimportable in the app (isolate's trials)
 
     @property
     def run_id(self) -> str:
@@ -107,29 +110,43 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     reason: str | None = None
     interrupted = False
     server: ApacheServer | None = None
+    driver: EmbeddedDriver | None = None
     owner: registry.Owner | None = None
     evidence: RunEvidence | None = None
     crashes: list[dict[str, Any]] = []
     try:
         cell = ctx.cell
-        deps = install_requirements(cell, spec.scenario.requirements) if isinstance(cell, Cell) else cell
+        deps = install_requirements(cell, spec.scenario.pip_requirements()) if isinstance(cell, Cell) else cell
         if isinstance(deps, Unsupported):
             recorder.synthetic.append((Outcome.UNSUPPORTED, [deps.reason]))
             reason = deps.reason
             if deps.log:
                 (run_dir / "build.log").write_text(deps.log)
+        elif spec.mechanism.driver:
+            assert isinstance(cell, Cell)
+            binary = ensure_driver(cell.python)
+            if isinstance(binary, Unsupported):
+                recorder.synthetic.append((Outcome.UNSUPPORTED, [binary.reason]))
+                reason = binary.reason
+                (run_dir / "build.log").write_text(binary.log)
+            else:
+                owner = registry.claim_root(spec.run_id)
+                driver = EmbeddedDriver(_driver_plan(spec, ctx, cell, owner.root, deps, binary))
+                evidence = RunEvidence(_evidence_plan(ctx, cell, driver, run_dir, str(binary)))
+                reason = _drive_embedded(spec, driver, recorder, evidence, ctx)
         else:
             assert isinstance(cell, Cell)
             owner = registry.claim_root(spec.run_id)
             server = ApacheServer(_plan(spec, ctx, cell, owner.root, deps))
-            evidence = RunEvidence(_evidence_plan(ctx, cell, server, run_dir))
+            evidence = RunEvidence(_evidence_plan(ctx, cell, server, run_dir, cell.apache.httpd))
             reason = _drive(spec, ctx, server, recorder, evidence)
     except Interrupted:
         interrupted = True
     finally:
-        if server is not None:
-            server.stop()
-            _keep_config(server, run_dir)
+        for process in (server, driver):
+            if process is not None:
+                process.stop()
+                _keep_config(process, run_dir)
         if evidence is not None:
             last = recorder.records[-1].cycle if recorder.records else 0
             crashes = evidence.finish(last, recorder.signal_deaths())
@@ -142,6 +159,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "run": spec.run_id,
         "scenario": spec.scenario.name,
         "scenario_file": str(spec.scenario.file),
+        "requirements": list(spec.scenario.pip_requirements()),
         "control": spec.scenario.control,
         "mechanism": spec.mechanism.name,
         "layout": spec.layout.name,
@@ -163,11 +181,14 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "hangs": recorder.stack_dumps(),
         "core_dumps": {"collected": ctx.core_note is None, "note": ctx.core_note, "settings": ctx.core_settings},
         "reason": reason,
+        "blocked": list(spec.blocked),
+        "extensions": [list(pair) for pair in driver.extensions] if driver else None,
         "interrupted": interrupted,
         "server": {
             "user": ctx.user.name,
             "port": server.port if server else None,
             "express_arguments": server.express_arguments() if server else None,
+            "driver_command": driver.command() if driver else None,
         },
         "started": started,
         "finished": time.time(),
@@ -190,21 +211,61 @@ def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | N
         script_reloading=spec.mechanism.script_reloading,
         mechanism_options=spec.mechanism.express_options,
         python_path=deps,
+        blocked=spec.blocked,
         port=ctx.port,
         view=ctx.view,
         named_groups=ctx.named_groups,
     )
 
 
-def _evidence_plan(ctx: RunContext, cell: Cell, server: ApacheServer, run_dir: Path) -> EvidencePlan:
+def _driver_plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | None, binary: Path) -> DriverPlan:
+    return DriverPlan(
+        binary=binary,
+        mode=spec.mechanism.name,
+        cycles=spec.cycles,  # a crash ends the driver's process, so it stops there in any case
+        program=cell.env_python,
+        root=root,
+        app_source=spec.scenario.directory,
+        script_name=spec.scenario.script,
+        probes=spec.scenario.probes,
+        mount=spec.layout.mounts[0].prefix,
+        site_dirs=(deps,) if deps else (),
+        blocked=spec.blocked,
+        user=ctx.user,
+        view=ctx.view,
+    )
+
+
+def _evidence_plan(
+    ctx: RunContext, cell: Cell, process: ApacheServer | EmbeddedDriver, run_dir: Path, executable: str
+) -> EvidencePlan:
     return EvidencePlan(
         run_dir=run_dir,
-        core_dirs=() if ctx.core_note else (server.cores_dir, server.app_dir),
+        core_dirs=() if ctx.core_note else (process.cores_dir, process.app_dir),
         core_note=ctx.core_note,
-        httpd=cell.apache.httpd,
+        httpd=executable,
         python_executable=cell.python.executable,
-        app_dir=str(server.app_dir),
+        app_dir=str(process.app_dir),
     )
+
+
+def _drive_embedded(
+    spec: RunSpec, driver: EmbeddedDriver, recorder: RunRecorder, evidence: RunEvidence, ctx: RunContext
+) -> str | None:
+    """Prepare and run the driver; every cycle is recorded as the driver moves past it."""
+    watch = DriverWatch(spec.run_id, spec.mechanism.name, driver, evidence, ctx.stop)
+    driver.prepare()
+    evidence.start()
+    try:
+        watch.run(recorder.add)
+    finally:
+        _mirror(driver.error_log, evidence.plan.run_dir / "error_log")
+    return None
+
+
+def _mirror(source: Path, target: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.copyfile(source, target)
 
 
 def _drive(
@@ -252,8 +313,8 @@ def _parent_gone(server: ApacheServer, recorder: RunRecorder, index: int) -> str
     return reason
 
 
-def _keep_config(server: ApacheServer, run_dir: Path) -> None:
+def _keep_config(process: ApacheServer | EmbeddedDriver, run_dir: Path) -> None:
     """The generated config travels with the results, as evidence of exactly what ran."""
-    for path in server.config_files():
+    for path in process.config_files():
         with contextlib.suppress(OSError):
             shutil.copyfile(path, run_dir / path.name)

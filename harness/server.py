@@ -67,10 +67,18 @@ class ServerPlan:
     script_reloading: bool
     mechanism_options: tuple[str, ...]
     python_path: Path | None = None
+    blocked: tuple[str, ...] = ()  # extension modules made unimportable before the app loads
     port: int | None = None  # None: a free loopback port, re-chosen if it is taken before bind
     extra_env: dict[str, str] = field(default_factory=dict)
     view: PrivateView | None = None  # when the server user can only reach the interpreter this way
     named_groups: bool = True  # express has --process-group/--application-group (5.x and later)
+
+
+def block_line(modules: tuple[str, ...]) -> str:
+    """One .pth line (2.7 and 3.x) that puts None in sys.modules for each name, so that importing it
+    raises ImportError and a package with a pure-Python fallback takes it."""
+    names = ", ".join(repr(str(name)) for name in modules)
+    return f"import sys; [sys.modules.__setitem__(name, None) for name in ({names},)]"
 
 
 class ApacheServer:
@@ -101,6 +109,12 @@ class ApacheServer:
         """Apache's CoreDumpDirectory. (The daemons' working directory stays the app folder: express
         puts it on sys.path, and cores follow CoreDumpDirectory, not the working directory.)"""
         return self.root / "cores"
+
+    @property
+    def block_dir(self) -> Path:
+        """A python-path folder whose .pth makes the blocked modules unimportable in every interpreter
+        (mod_wsgi adds python-path folders with site.addsitedir, which runs a .pth's import lines)."""
+        return self.root / "blocked"
 
     @property
     def httpd_conf(self) -> Path:
@@ -159,6 +173,8 @@ class ApacheServer:
             args += ["--process-group", PROCESS_GROUP, "--application-group", plan.layout.primary_group]
         if plan.embedded:
             args.append("--embedded-mode")
+        if plan.blocked:
+            args += ["--python-path", str(self.block_dir)]
         if plan.python_path is not None:
             args += ["--python-path", str(plan.python_path)]
         return args
@@ -170,6 +186,9 @@ class ApacheServer:
         self.cores_dir.mkdir(mode=0o700)
         if self.plan.view is not None:
             self.view_stage.mkdir(mode=0o700)
+        if self.plan.blocked:
+            self.block_dir.mkdir(mode=0o700)
+            (self.block_dir / "harness-block.pth").write_text(block_line(self.plan.blocked) + "\n")
         if os.geteuid() == 0:
             for path in (self.root, *self.root.rglob("*")):
                 os.chown(path, self.plan.user.uid, self.plan.user.gid, follow_symlinks=False)

@@ -14,10 +14,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,7 +36,7 @@ from harness.cell import (
     find_apache,
 )
 from harness.errors import HarnessError
-from harness.layouts import Layout
+from harness.layouts import LAYOUTS, Layout
 from harness.mechanisms import Mechanism
 from harness.privileges import ServerUser, blocked_path, check_can_run, choose
 from harness.runner import RunContext, RunSpec, execute
@@ -68,14 +68,17 @@ class Selection:
     private_view: bool = True  # as root: show an unreadable interpreter to the server user in a namespace
     session_dir: Path | None = None  # a fixed folder (the matrix's per cell) instead of a new one
     apxs: str | None = None  # which Apache (default: $APXS, else apxs on the PATH)
+    blocked: tuple[str, ...] = ()  # extension modules made unimportable in the app (isolate's trials)
+    skipped: Mapping[str, str] = field(default_factory=dict)  # scenario -> why it cannot run here
 
     def specs(self) -> list[RunSpec]:
-        """Every scenario x mechanism x layout the scenario supports."""
+        """Every scenario x mechanism x layout the scenario supports; a driver mechanism runs in its own
+        layout whatever layouts were chosen (there is no Apache around it to lay out)."""
         return [
-            RunSpec(scenario, mechanism, layout, self.cycles, self.until_crash)
+            RunSpec(scenario, mechanism, layout, self.cycles, self.until_crash, self.blocked)
             for scenario in self.scenarios
             for mechanism in self.mechanisms
-            for layout in self.layouts
+            for layout in ([LAYOUTS[n] for n in mechanism.layouts] if mechanism.layouts else self.layouts)
             if layout.name in scenario.layouts
         ]
 
@@ -189,7 +192,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
             done_ids = {s["run"] for s in summaries}
             specs = [spec for spec in specs if spec.run_id not in done_ids]
             if summaries:
-                _write_session(session_dir, summaries)
+                _write_session(session_dir, summaries, selection.skipped)
         core_note = cores.enable()
         ctx = RunContext(
             session_dir, setup.cell, setup.info, setup.user, stop, port=selection.port, core_note=core_note,
@@ -209,7 +212,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
                         if selection.baseline is not None:
                             baselines.annotate(selection.baseline, summary)
                         summaries.append(summary)
-                        _write_session(session_dir, summaries)
+                        _write_session(session_dir, summaries, selection.skipped)
                         if progress:
                             progress(summaries[-1], len(summaries), len(specs) + len(done_ids))
                     if stop.is_set():
@@ -237,9 +240,10 @@ def finished_runs(session_dir: Path, run_ids: Sequence[str]) -> list[dict[str, A
     return found
 
 
-def _write_session(session_dir: Path, summaries: list[dict[str, Any]]) -> None:
+def _write_session(session_dir: Path, summaries: list[dict[str, Any]], skipped: Mapping[str, str]) -> None:
     ordered = sorted(summaries, key=lambda s: s["run"])
-    results.write_json(session_dir / results.SUMMARY, {"session": session_dir.name, "runs": ordered})
+    record = {"session": session_dir.name, "runs": ordered, "skipped": dict(skipped)}
+    results.write_json(session_dir / results.SUMMARY, record)
     results.write_atomic(session_dir / results.JUNIT, results.junit(ordered, f"harness.{session_dir.name}"))
     results.write_atomic(session_dir / results.REPORT, results.report(ordered, f"Harness run {session_dir.name}"))
 

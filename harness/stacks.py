@@ -7,6 +7,7 @@ py-spy for live processes. Every call has a timeout: a stuck debugger never hold
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -125,6 +126,7 @@ def core_backtrace(
     """Stacks of every thread in the core, and where the crashing thread died."""
     problems: list[str] = []
     tool = _pystack()
+    pystack_text = ""
     if tool is not None:
         done = _run([*tool, "core", "--native", str(core), executable])
         if isinstance(done, str):
@@ -132,12 +134,19 @@ def core_backtrace(
         elif done.returncode == 0 and "Traceback for thread" in done.stdout:
             frames = crashing_thread(threads(done.stdout), crashed_thread)
             function, python_frame, app = crash_site(frames, app_dir)
-            return Backtrace("pystack", done.stdout, function, python_frame, app, problems)
+            if function or python_frame:
+                return Backtrace("pystack", done.stdout, function, python_frame, app, problems)
+            # e.g. a crash inside the garbage collector: "Unable to merge native stack"
+            problems.append("pystack named no frame of the crashing thread; gdb's stacks follow its output")
+            pystack_text = done.stdout
         else:
             problems.append(f"pystack failed: {(done.stderr or done.stdout).strip()[-200:]}")
     else:
         problems.append("pystack is not installed (pip install pystack)")
-    return gdb_backtrace(core, executable, python_gdb, problems)
+    trace = gdb_backtrace(core, executable, python_gdb, problems)
+    if pystack_text:
+        return dataclasses.replace(trace, tool="pystack+gdb", text=f"{pystack_text}\n# gdb\n{trace.text}")
+    return trace
 
 
 def gdb_backtrace(core: Path, executable: str, python_gdb: Path | None, problems: Sequence[str] = ()) -> Backtrace:
@@ -161,7 +170,8 @@ _GDB_FRAME = re.compile(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \(")
 def gdb_crashing_function(text: str) -> str | None:
     """In `thread apply all bt` output: in the first thread that was handling a signal, the frame just
     below its outermost '<signal handler called>' (inner ones are the handlers re-raising it)."""
-    for block in re.split(r"\n(?=Thread \d+ )", text):
+    blocks = re.split(r"\n(?=Thread \d+ )", text)
+    for block in blocks:
         lines = block.splitlines()
         marks = [i for i, line in enumerate(lines) if "<signal handler called>" in line]
         if not marks:
@@ -170,6 +180,10 @@ def gdb_crashing_function(text: str) -> str | None:
             match = _GDB_FRAME.match(follower)
             if match:
                 return match[1]
+    # No handler ran (no faulthandler, as on 2.7): in a one-thread process frame #0 is where it died.
+    zeros = {m[1] for line in text.splitlines() if line.startswith("#0 ") and (m := _GDB_FRAME.match(line))}
+    if len(zeros) == 1 and len(set(re.findall(r"^Thread (\d+) ", text, re.MULTILINE))) <= 1:
+        return zeros.pop()
     return None
 
 
