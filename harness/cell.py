@@ -296,12 +296,32 @@ def virtualenv_tool() -> Path:
     return script
 
 
+_BUILD_LEFTOVERS = {"build", "dist", "__pycache__"}
+
+
+def _fingerprint(requirement: str) -> str:
+    """A requirement as part of the cache key: a local path stands for its content, so an edited
+    fixture or a newer sdist builds again under the same name."""
+    path = Path(requirement)
+    if not path.is_absolute() or not path.exists():
+        return requirement
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        parts = file.relative_to(path).parts if file != path else ()
+        if _BUILD_LEFTOVERS & set(parts) or any(part.endswith(".egg-info") for part in parts):
+            continue
+        digest.update(str(parts).encode())
+        digest.update(file.read_bytes())
+    return f"{requirement}@{digest.hexdigest()[:16]}"
+
+
 def install_requirements(cell: Cell, requirements: tuple[str, ...]) -> Path | Unsupported | None:
     """A folder holding the scenario's requirements for this cell, cached per requirement set;
     Unsupported when they do not install there (a package that has no build for that Python)."""
     if not requirements:
         return None
-    digest = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    digest = hashlib.sha256("\n".join(sorted(map(_fingerprint, requirements))).encode()).hexdigest()[:12]
     target = Path(cell.env_dir).with_name(Path(cell.env_dir).name + f"-deps-{digest}")
     with _locked(target.with_suffix(".lock")):
         if (target / ".complete").is_file():

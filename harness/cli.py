@@ -7,12 +7,14 @@ Exit status: 0 every verdict as expected; 1 some verdict differs; 2 bad input or
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import baseline, layouts, mechanisms, registry, scenario
+from harness import baseline, layouts, local, mechanisms, registry, scenario
 from harness.errors import HarnessError
 from harness.results import expected_verdict, passed
 
@@ -25,6 +27,10 @@ DEFAULT_LAYOUTS = "global"
 DEFAULT_CYCLES = 3
 MATRIX_SCENARIOS = "hello,segfault"
 MATRIX_MECHANISMS = "sigusr1"
+LOCAL_HELP = (
+    "an sdist, wheel or source folder of a package on no index (PyProtocols, RuleDispatch) that a scenario's "
+    "local_packages names; repeatable, or list them in $MOD_WSGI_HARNESS_LOCAL_PACKAGES"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--baseline", type=Path, help="compare verdicts with this baseline file; exit 1 listing every change"
     )
+    run.add_argument("--local-package", action="append", metavar="PATH", help=LOCAL_HELP)
+    run.add_argument(
+        "--block",
+        default="",
+        metavar="MODULES",
+        help="comma list of (C extension) modules made unimportable before the app loads, so packages fall back "
+        "to pure Python (e.g. simplejson._speedups,markupsafe._speedups)",
+    )
 
     sub.add_parser("list", help="show scenarios, mechanisms and layouts")
     matrix = sub.add_parser("matrix", help="the same runs in every cell: interpreters x mod_wsgi versions x Apache")
@@ -83,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("--results", type=Path, help="where matrix folders go (default: results/)")
     matrix.add_argument("--baseline", type=Path, help="compare verdicts with this baseline file")
     matrix.add_argument("--no-private-view", action="store_true", help="see run --help")
+    matrix.add_argument("--local-package", action="append", metavar="PATH", help=LOCAL_HELP)
 
     report = sub.add_parser("report", help="merge result folders into one table (Markdown, HTML heatmap, PNG)")
     report.add_argument("folders", nargs="+", type=Path, help="sessions, matrix folders, or folders holding them")
@@ -97,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     bis.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
     bis.add_argument("--cycles", type=int, default=DEFAULT_CYCLES, help=f"reloads per run (default: {DEFAULT_CYCLES})")
     bis.add_argument("--results", type=Path, help="where bisect folders go (default: results/)")
+
+    iso = sub.add_parser("isolate", help="the smallest set of C extension modules a failing run needs to fail")
+    iso.add_argument("run", help="a failing run: its folder, SESSION/RUN_ID under results/, or a run id of the newest")
+    iso.add_argument("--cycles", type=int, help="reloads per trial (default: the run's own)")
+    iso.add_argument("--include-stdlib", action="store_true", help="also try the standard library's C modules")
+    iso.add_argument("--server-user", help="as root: the unprivileged user Apache runs as")
+    iso.add_argument("--no-private-view", action="store_true", help="see run --help")
+    iso.add_argument("--results", type=Path, help="where runs are looked up and trials go (default: results/)")
 
     envs = sub.add_parser("envs", help="list the cached cell environments, or prune them")
     envs.add_argument("--prune", action="store_true", help="remove cells whose interpreter is gone, and failures")
@@ -127,15 +150,51 @@ def _selection(args: argparse.Namespace, **fields: Any) -> Selection:
     if args.cycles < 1:
         raise HarnessError("--cycles: give at least 1")
     try:
-        return Selection(
-            scenarios=scenario.resolve(args.scenario),
-            mechanisms=mechanisms.select(args.mechanism),
-            layouts=layouts.select(args.layout),
-            cycles=args.cycles,
-            **fields,
-        )
+        chosen = scenario.resolve(args.scenario)
+        mechanism_list = mechanisms.select(args.mechanism)
+        layout_list = layouts.select(args.layout)
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
+    runnable, skipped = _with_local_packages(chosen, getattr(args, "local_package", None) or [])
+    if not runnable:
+        raise HarnessError("nothing to run: " + "; ".join(f"{name} {why}" for name, why in skipped.items()))
+    return Selection(
+        scenarios=runnable,
+        mechanisms=mechanism_list,
+        layouts=layout_list,
+        cycles=args.cycles,
+        skipped=skipped,
+        **fields,
+    )
+
+
+def _module_names(text: str, option: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$", name):
+            raise HarnessError(f"{option}: {name!r} is not a module name; give dotted names like markupsafe._speedups")
+    return names
+
+
+def _with_local_packages(
+    chosen: Sequence[scenario.Scenario], given: Sequence[str]
+) -> tuple[list[scenario.Scenario], dict[str, str]]:
+    """Scenarios whose hand-in packages are all here get them as requirements; the others are
+    skipped, each with the reason said once on stderr."""
+    supplied = local.supplied(given)
+    runnable: list[scenario.Scenario] = []
+    skipped: dict[str, str] = {}
+    for item in chosen:
+        if item.local_packages:
+            found = local.match(item.local_packages, supplied)
+            if found.missing:
+                skipped[item.name] = found.skip_reason()
+                print(f"skipped {item.name}: {skipped[item.name]}", file=sys.stderr)
+                continue
+            extra = tuple(str(path) for path in found.found.values())
+            item = dataclasses.replace(item, requirements=(*item.requirements, *extra))
+        runnable.append(item)
+    return runnable, skipped
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         private_view=not args.no_private_view,
         apxs=args.apache,
         baseline=baseline.load(args.baseline) if args.baseline else None,
+        blocked=_module_names(args.block, "--block"),
     )
     print(f"{len(selection.specs())} runs, {selection.cycles} cycles each, {selection.jobs} at a time", file=sys.stderr)
     session_dir, summaries = run_session(selection, progress=print_progress)
@@ -250,6 +310,47 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_isolate(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from harness import isolate, locate
+    from harness.session import RESULTS_DIR, Selection
+
+    base_dir = args.results or RESULTS_DIR
+    run_dir = locate.run(args.run, base_dir)
+    summary = locate.read_summary(run_dir)
+    if summary.get("verdict") == "clean":
+        raise HarnessError(f"{run_dir}: this run is clean; isolate needs a failing run")
+    try:
+        item = scenario.load(Path(summary["scenario_file"]))
+        item = dataclasses.replace(item, requirements=tuple(summary.get("requirements") or item.requirements))
+        mechanism = mechanisms.MECHANISMS[summary["mechanism"]]
+        layout = layouts.LAYOUTS[summary["layout"]]
+        cell = summary["cell"]
+        apxs = json.loads((Path(cell["env_dir"]) / "cell.json").read_text()).get("apache_info", {}).get("apxs")
+    except (KeyError, OSError, ValueError) as exc:
+        raise HarnessError(f"{run_dir / 'summary.json'}: cannot rebuild the run from it ({exc})") from None
+    folder = base_dir / f"isolate-{time.strftime('%Y%m%dT%H%M%S')}"
+    selection = Selection(
+        scenarios=[item],
+        mechanisms=[mechanism],
+        layouts=[layout],
+        cycles=args.cycles or int(summary.get("cycles") or DEFAULT_CYCLES),
+        jobs=1,
+        python=Path(cell["python_executable"]),
+        mod_wsgi=cell["mod_wsgi"],
+        server_user=args.server_user,
+        private_view=not args.no_private_view,
+        apxs=apxs,
+    )
+    print(f"isolating {summary['run']} ({summary['verdict']}) from {run_dir}; trials in {folder}", file=sys.stderr)
+    record = isolate.isolate(selection, folder, cell["python_executable"], include_stdlib=args.include_stdlib)
+    print(isolate.table(record), end="")
+    print(f"details: {folder / 'isolate.json'}")
+    return 0 if record["culprits"] else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import time
 
@@ -335,6 +436,7 @@ COMMANDS = {
     "clean": cmd_clean,
     "baseline": cmd_baseline,
     "bundle": cmd_bundle,
+    "isolate": cmd_isolate,
     "matrix": cmd_matrix,
     "report": cmd_report,
     "envs": cmd_envs,

@@ -63,7 +63,8 @@ class Scenario:
     probes: tuple[Probe, ...]
     expect: Mapping[str, Outcome]  # "default" and/or mechanism names
     control: bool = False
-    requirements: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()  # pip requirements; "./" and "../" ones are paths from the folder
+    local_packages: tuple[str, ...] = ()  # on no index: the user hands them in (local.py)
     watch: str | None = None  # module file edited by reload-on-changes; default: the script
     layouts: tuple[str, ...] = LAYOUT_NAMES
 
@@ -71,12 +72,18 @@ class Scenario:
     def directory(self) -> Path:
         return self.file.parent
 
+    def pip_requirements(self) -> tuple[str, ...]:
+        """The requirements as pip takes them: a local one becomes an absolute path."""
+        folder = self.directory
+        return tuple(str((folder / r).resolve()) if r.startswith(LOCAL_PREFIXES) else r for r in self.requirements)
+
     def expected(self, mechanism: str) -> Outcome | None:
         return self.expect.get(mechanism, self.expect.get("default"))
 
 
 _TOP_KEYS = {"name", "description", "control", "app", "probe", "expect", "layouts"}
-_APP_KEYS = {"script", "requirements", "watch"}
+_APP_KEYS = {"script", "requirements", "watch", "local_packages"}
+LOCAL_PREFIXES = ("./", "../")
 _PROBE_KEYS = {"path", "status", "body_contains", "body_equals", "body_regex", "timeout"}
 
 
@@ -168,6 +175,26 @@ def _expect(reader: _Reader, raw: Any) -> dict[str, Outcome]:
     return expect
 
 
+def _requirements(reader: _Reader, app: Mapping[str, Any]) -> tuple[str, ...]:
+    found = reader.strings(app, "requirements", "app.requirements")
+    for index, req in enumerate(found):
+        where = f"app.requirements[{index}]"
+        if req.startswith("-"):
+            raise reader.fail(where, f"is {req!r}", "give a requirement or a ./path, not a pip option")
+        if req.startswith(LOCAL_PREFIXES) and not (reader.file.parent / req).exists():
+            raise reader.fail(where, f"names {req!r}, which does not exist", "fix the path (relative to the scenario)")
+    return found
+
+
+def _local_packages(reader: _Reader, app: Mapping[str, Any]) -> tuple[str, ...]:
+    names = reader.strings(app, "local_packages", "app.local_packages")
+    for index, name in enumerate(names):
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+            where = f"app.local_packages[{index}]"
+            raise reader.fail(where, f"is {name!r}", "give a distribution name, e.g. PyProtocols")
+    return names
+
+
 def load(file: Path) -> Scenario:
     """Parse and check one scenario file; raises ScenarioError naming file, field and fix."""
     reader = _Reader(file)
@@ -206,7 +233,8 @@ def load(file: Path) -> Scenario:
         probes=tuple(_probe(reader, p, i) for i, p in enumerate(raw_probes)),
         expect=_expect(reader, data.get("expect")),
         control=bool(reader.get(data, "control", bool, "control")),
-        requirements=reader.strings(app, "requirements", "app.requirements"),
+        requirements=_requirements(reader, app),
+        local_packages=_local_packages(reader, app),
         watch=reader.relative_file(watch, "app.watch") if watch else None,
         layouts=layouts,
     )
