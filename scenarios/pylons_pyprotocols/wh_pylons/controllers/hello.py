@@ -1,0 +1,33 @@
+"""The home page and a report of which C speedups are in use."""
+import sys
+
+import markupsafe
+import simplejson.encoder
+import simplejson.scanner
+from pylons import response
+
+from wh_pylons.lib.base import BaseController
+
+
+def _speedup_report():
+    """'C' where the compiled speedups module is in use, 'py' for the pure-Python fallback."""
+    json_c = (simplejson.encoder.c_make_encoder is not None
+              and simplejson.scanner.c_make_scanner is not None)
+    markup_c = markupsafe.escape.__module__ == 'markupsafe._speedups'
+    # PyProtocols and RuleDispatch import their speedups with "from _speedups import ...";
+    # Python 2 records a failed attempt as None in sys.modules.
+    protocols_c = sys.modules.get('protocols._speedups') is not None
+    dispatch_c = sys.modules.get('dispatch._speedups') is not None
+    flags = (json_c, markup_c, protocols_c, dispatch_c)
+    return 'simplejson=%s markupsafe=%s protocols=%s dispatch=%s\n' % tuple('C' if f else 'py' for f in flags)
+
+
+class HelloController(BaseController):
+
+    def index(self):
+        response.content_type = 'text/plain'
+        return 'hello from wh_pylons on Pylons 1.0\n'
+
+    def speedups(self):
+        response.content_type = 'text/plain'
+        return _speedup_report()
