@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import baseline, layouts, local, mechanisms, registry, scenario
+from harness import baseline, layouts, local, mechanisms, package_probe, registry, scenario
 from harness.errors import HarnessError
 from harness.results import expected_verdict, passed
 
@@ -27,6 +27,14 @@ DEFAULT_LAYOUTS = "global"
 DEFAULT_CYCLES = 3
 MATRIX_SCENARIOS = "hello,segfault"
 MATRIX_MECHANISMS = "sigusr1"
+PACKAGE_HELP = (
+    "test any pip requirement without writing a scenario: a generated app imports it and runs --probe on every "
+    "request (added to --scenario when that is given, else run alone)"
+)
+PROBE_HELP = (
+    "Python run in the app with --package; set 'result' to a value that must be the same in every interpreter "
+    "(default: import the package's module)"
+)
 LOCAL_HELP = (
     "an sdist, wheel or source folder of a package on no index (PyProtocols, RuleDispatch) that a scenario's "
     "local_packages names; repeatable, or list them in $MOD_WSGI_HARNESS_LOCAL_PACKAGES"
@@ -43,9 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run scenarios x mechanisms x layouts against real servers")
-    run.add_argument(
-        "--scenario", default=DEFAULT_SCENARIOS, help=f"comma list, 'all', or paths (default: {DEFAULT_SCENARIOS})"
-    )
+    run.add_argument("--scenario", help=f"comma list, 'all', or paths (default: {DEFAULT_SCENARIOS})")
     run.add_argument(
         "--mechanism", default=DEFAULT_MECHANISMS, help=f"comma list or 'all' (default: {DEFAULT_MECHANISMS})"
     )
@@ -71,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline", type=Path, help="compare verdicts with this baseline file; exit 1 listing every change"
     )
     run.add_argument("--local-package", action="append", metavar="PATH", help=LOCAL_HELP)
+    run.add_argument("--package", metavar="REQUIREMENT", help=PACKAGE_HELP)
+    run.add_argument("--probe", metavar="CODE", help=PROBE_HELP)
     run.add_argument(
         "--block",
         default="",
@@ -81,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="show scenarios, mechanisms and layouts")
     matrix = sub.add_parser("matrix", help="the same runs in every cell: interpreters x mod_wsgi versions x Apache")
-    matrix.add_argument("--scenario", default=MATRIX_SCENARIOS, help=f"(default: {MATRIX_SCENARIOS})")
+    matrix.add_argument("--scenario", help=f"(default: {MATRIX_SCENARIOS})")
     matrix.add_argument("--mechanism", default=MATRIX_MECHANISMS, help=f"(default: {MATRIX_MECHANISMS})")
     matrix.add_argument("--layout", default=DEFAULT_LAYOUTS, help=f"(default: {DEFAULT_LAYOUTS})")
     matrix.add_argument("--cycles", type=int, default=2, help="reloads per run (default: 2)")
@@ -98,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("--baseline", type=Path, help="compare verdicts with this baseline file")
     matrix.add_argument("--no-private-view", action="store_true", help="see run --help")
     matrix.add_argument("--local-package", action="append", metavar="PATH", help=LOCAL_HELP)
+    matrix.add_argument("--package", metavar="REQUIREMENT", help=PACKAGE_HELP)
+    matrix.add_argument("--probe", metavar="CODE", help=PROBE_HELP)
 
     report = sub.add_parser("report", help="merge result folders into one table (Markdown, HTML heatmap, PNG)")
     report.add_argument("folders", nargs="+", type=Path, help="sessions, matrix folders, or folders holding them")
@@ -149,12 +159,19 @@ def _selection(args: argparse.Namespace, **fields: Any) -> Selection:
 
     if args.cycles < 1:
         raise HarnessError("--cycles: give at least 1")
+    package = getattr(args, "package", None)
+    if getattr(args, "probe", None) is not None and not package:
+        raise HarnessError("--probe needs --package REQUIREMENT (the code runs in an app that imports it)")
     try:
-        chosen = scenario.resolve(args.scenario)
+        default = MATRIX_SCENARIOS if args.command == "matrix" else DEFAULT_SCENARIOS
+        names = args.scenario or (None if package else default)
+        chosen = scenario.resolve(names) if names else []
         mechanism_list = mechanisms.select(args.mechanism)
         layout_list = layouts.select(args.layout)
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
+    if package:
+        chosen = [*chosen, package_probe.make(package, args.probe)]
     runnable, skipped = _with_local_packages(chosen, getattr(args, "local_package", None) or [])
     if not runnable:
         raise HarnessError("nothing to run: " + "; ".join(f"{name} {why}" for name, why in skipped.items()))
