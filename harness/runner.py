@@ -22,7 +22,7 @@ from harness.driver import ensure_driver
 from harness.driver_run import DriverPlan, DriverWatch, EmbeddedDriver
 from harness.errorlog import LogTail
 from harness.evidence import EvidencePlan, RunEvidence
-from harness.layouts import Layout
+from harness.layouts import GLOBAL, Layout
 from harness.mechanisms import Mechanism
 from harness.outcome import Outcome, count, worst
 from harness.privileges import ServerUser
@@ -116,7 +116,11 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     crashes: list[dict[str, Any]] = []
     try:
         cell = ctx.cell
-        deps = install_requirements(cell, spec.scenario.pip_requirements()) if isinstance(cell, Cell) else cell
+        why = _combination_unsupported(spec, ctx) if isinstance(cell, Cell) else None
+        if why is not None:
+            deps: Path | Unsupported | None = Unsupported(why)
+        else:
+            deps = install_requirements(cell, spec.scenario.pip_requirements()) if isinstance(cell, Cell) else cell
         if isinstance(deps, Unsupported):
             recorder.synthetic.append((Outcome.UNSUPPORTED, [deps.reason]))
             reason = deps.reason
@@ -196,6 +200,16 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     }
     results.write_json(run_dir / results.SUMMARY, summary)
     return summary
+
+
+def _combination_unsupported(spec: RunSpec, ctx: RunContext) -> str | None:
+    """A mechanism that cannot work in this cell and layout, said before anything starts."""
+    if spec.mechanism.name == "reload-on-changes" and not ctx.named_groups and spec.layout.primary_group != GLOBAL:
+        return (
+            "reload-on-changes cannot fire here: express before 5.x runs its change monitor in %{GLOBAL} and "
+            f"watches only that interpreter's modules, while this layout loads the app in '{spec.layout.primary_group}'"
+        )
+    return None
 
 
 def _plan(spec: RunSpec, ctx: RunContext, cell: Cell, root: Path, deps: Path | None) -> ServerPlan:

@@ -32,7 +32,10 @@ LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 DAEMON_PREFIX = "(wsgi:"
-RELOADER_FIRST_SCAN = 0.5
+# express's monitor scans sys.modules once a second and records a file's mtime the first time it sees
+# the module; a file first seen after an edit is never seen as edited. Wait past one full scan after
+# the app is surely loaded (4.9.4 starts the monitor before the app's first import).
+RELOADER_FIRST_SCAN = 1.2
 # Keep shutdowns short so a hung daemon costs seconds, not the defaults' tens of seconds.
 TIMING_OPTIONS = ("--shutdown-timeout", "3", "--graceful-timeout", "2")
 
