@@ -24,6 +24,7 @@ class Layout:
     name: str
     summary: str
     mounts: tuple[Mount, ...]
+    express_options: tuple[str, ...] = ()
 
     @property
     def primary_group(self) -> str:
@@ -40,6 +41,13 @@ LAYOUTS: dict[str, Layout] = {
             "two-groups",
             "two named sub-interpreters in one daemon process",
             (Mount("/app", "app-a"), Mount("/app2", "app-b")),
+        ),
+        Layout(
+            "two-groups-orphan",
+            "two-groups with --orphan-interpreter: at shutdown mod_wsgi leaves the sub-interpreters alone "
+            "(the control for shutdown-time crashes)",
+            (Mount("/app", "app-a"), Mount("/app2", "app-b")),
+            express_options=("--orphan-interpreter",),
         ),
         Layout(
             "global+named",

@@ -60,6 +60,7 @@ class RunContext:
     core_settings: dict[str, str] = field(default_factory=dict)  # the kernel's and our limits, as run
     view: PrivateView | None = None
     named_groups: bool = True
+    express_options: frozenset[str] = frozenset()  # what the cell's setup-server takes
 
 
 class RunRecorder:
@@ -203,7 +204,10 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
 
 
 def _combination_unsupported(spec: RunSpec, ctx: RunContext) -> str | None:
-    """A mechanism that cannot work in this cell and layout, said before anything starts."""
+    """A mechanism or layout that cannot work in this cell, said before anything starts."""
+    missing = [o for o in spec.layout.express_options if o not in ctx.express_options]
+    if missing and not spec.mechanism.driver:
+        return f"layout {spec.layout.name} needs {', '.join(missing)}, which this cell's mod_wsgi-express lacks"
     if spec.mechanism.name == "reload-on-changes" and not ctx.named_groups and spec.layout.primary_group != GLOBAL:
         return (
             "reload-on-changes cannot fire here: express before 5.x runs its change monitor in %{GLOBAL} and "

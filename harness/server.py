@@ -168,6 +168,7 @@ class ApacheServer:
             "--working-directory", str(self.app_dir),
             *TIMING_OPTIONS,
             *plan.mechanism_options,
+            *plan.layout.express_options,
         ]  # fmt: skip
         if plan.named_groups:
             # The application group is given explicitly even for %{GLOBAL}: express 6.1.1 then loads its

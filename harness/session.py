@@ -126,6 +126,7 @@ class CellSetup:
     user: ServerUser
     view: PrivateView | None  # how the server user reaches an interpreter it cannot read, if it must
     named_groups: bool  # the cell's express has --process-group/--application-group (5.x and later)
+    express_options: frozenset[str]  # every option the cell's setup-server takes
 
 
 def prepare_cell(selection: Selection) -> CellSetup:
@@ -158,8 +159,8 @@ def prepare_cell(selection: Selection) -> CellSetup:
             check_can_run(user, python.executable, cell.env_python)
     else:
         info["unsupported"] = cell.reason
-    named = isinstance(cell, Cell) and "--process-group" in express_options(cell)
-    return CellSetup(cell, info, user, private, named)
+    options = frozenset(express_options(cell)) if isinstance(cell, Cell) else frozenset()
+    return CellSetup(cell, info, user, private, "--process-group" in options, options)
 
 
 def _probe_wrapper(private: PrivateView, user: ServerUser) -> Callable[[list[str]], list[str]]:
@@ -196,7 +197,7 @@ def run_session(selection: Selection, progress: Progress | None = None) -> tuple
         core_note = cores.enable()
         ctx = RunContext(
             session_dir, setup.cell, setup.info, setup.user, stop, port=selection.port, core_note=core_note,
-            view=setup.view, named_groups=setup.named_groups,
+            view=setup.view, named_groups=setup.named_groups, express_options=setup.express_options,
             core_settings=cores.kernel_settings(),
         )  # fmt: skip
         jobs = 1 if selection.port is not None else max(1, selection.jobs)
