@@ -120,15 +120,20 @@ def base_interpreter() -> Path:
 
 
 def describe_python(executable: Path) -> PythonInfo:
-    probe = _run(
-        # getattr: Python 2.7 has no base_prefix (and a 2.7 virtualenv keeps the real one in real_prefix).
-        [
-            str(executable),
-            "-c",
-            "import sys; print('%d.%d.%d' % sys.version_info[:3]); "
-            "print(getattr(sys, 'real_prefix', getattr(sys, 'base_prefix', sys.prefix)))",
-        ]
-    )
+    try:
+        probe = _run(
+            # getattr: Python 2.7 has no base_prefix (and a 2.7 virtualenv keeps the real one in real_prefix).
+            [
+                str(executable),
+                "-c",
+                "import sys; print('%d.%d.%d' % sys.version_info[:3]); "
+                "print(getattr(sys, 'real_prefix', getattr(sys, 'base_prefix', sys.prefix)))",
+            ]
+        )
+    except OSError as exc:
+        raise HarnessError(
+            f"--python: cannot run {executable} ({exc.strerror}); give a path to an interpreter or a version like 3.12"
+        ) from None
     if probe.returncode != 0:
         raise HarnessError(
             f"--python: {executable} does not run ({probe.stderr.strip()[-200:]}); give a Python interpreter"

@@ -41,6 +41,18 @@ LOCAL_HELP = (
 )
 
 
+def _python_arg(value: str) -> Path:
+    """A path, or a version ('2.7', '3.12.1') looked up among the interpreters found (the newest match)."""
+    if "/" in value or Path(value).exists():
+        return Path(value)
+    from harness import interpreters
+
+    try:
+        return Path(interpreters.select(interpreters.discover(), value)[-1].executable)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--python: ")) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from harness.session import default_jobs
 
@@ -60,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--jobs", "-j", type=int, default=default_jobs(), help=f"runs side by side (default: {default_jobs()})"
     )
-    run.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
+    run.add_argument(
+        "--python", type=_python_arg, help="target interpreter: a path or a version (default: the harness's own)"
+    )
     run.add_argument("--mod-wsgi", default=None, help="mod_wsgi version or pip requirement (default: 6.1.1)")
     run.add_argument("--apache", help="the apxs of the Apache to build against (default: $APXS, else apxs on the PATH)")
     run.add_argument("--server-user", help="when run as root: the unprivileged user Apache runs as (default: www-data)")
@@ -119,7 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     bis.add_argument("--layout", default=DEFAULT_LAYOUTS, help=f"one layout (default: {DEFAULT_LAYOUTS})")
     bis.add_argument("--good", required=True, help="a mod_wsgi release with the expected verdict")
     bis.add_argument("--bad", required=True, help="a mod_wsgi release with another verdict")
-    bis.add_argument("--python", type=Path, help="target interpreter (default: the one running the harness)")
+    bis.add_argument(
+        "--python", type=_python_arg, help="target interpreter: a path or a version (default: the harness's own)"
+    )
     bis.add_argument("--cycles", type=int, default=DEFAULT_CYCLES, help=f"reloads per run (default: {DEFAULT_CYCLES})")
     bis.add_argument("--results", type=Path, help="where bisect folders go (default: results/)")
 
