@@ -46,12 +46,24 @@ class Probe:
         if status != self.status:
             return f"status {status}, expected {self.status}"
         if self.body_equals is not None and body != self.body_equals:
-            return f"body {body[:80]!r}, expected {self.body_equals[:80]!r}"
+            return _difference(body, self.body_equals)
         if self.body_contains is not None and self.body_contains not in body:
             return f"body {body[:80]!r} lacks {self.body_contains[:80]!r}"
         if self.body_regex is not None and not re.search(self.body_regex, body):
             return f"body {body[:80]!r} does not match /{self.body_regex}/"
         return None
+
+
+def _difference(body: str, expected: str, width: int = 60) -> str:
+    """Where a body first differs from the expected one, shown around that place in both (a long page
+    that differs near its end is otherwise unreadable in one line)."""
+    at = next((i for i, (a, b) in enumerate(zip(body, expected)) if a != b), min(len(body), len(expected)))
+    if at < width:
+        return f"body {body[: width + 20]!r}, expected {expected[: width + 20]!r}"
+    start = at - 20
+    return (
+        f"body differs at character {at}: {body[start : start + width]!r}, expected {expected[start : start + width]!r}"
+    )
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,23 @@ def test_bad_local_package_is_one_line(tmp_path: Path) -> None:
     done = harness("run", "--scenario", "hello", "--local-package", str(tmp_path / "nope.tar.gz"))
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+def test_two_groups_markupsafe_under_apache_and_isolate(tmp_path: Path) -> None:
+    """Found with this harness under modern mod_wsgi: in a daemon with two application groups, MarkupSafe
+    1.1.1's speedups keep the first interpreter's Markup class, so the second group's escape() answers
+    wrongly. isolate, run on that Apache run, names markupsafe._speedups alone."""
+    runs = _run(tmp_path, "--mechanism", "sigusr1", "--layout", "two-groups", "--cycles", "2")
+    run = runs["pylons_basic.sigusr1.two-groups"]
+    assert run["verdict"] == "wrong-result", run["evidence"]
+    (line,) = run["evidence"]["wrong-result"][:1]
+    assert line.startswith("GET /app2/escape: ") and "escape is Markup: False" in line, line
+    (session,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    done = harness("isolate", str(session / run["run"]), "--results", str(tmp_path), timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = tmp_path.glob("isolate-*")
+    record = json.loads((folder / "isolate.json").read_text())
+    assert record["culprits"] == ["markupsafe._speedups"], record
+    by_module = {row["module"]: row for row in record["modules"]}
+    assert by_module["simplejson._speedups"]["alone"]["verdict"] == "clean"
+    assert by_module["markupsafe._speedups"]["share"] == 1.0
