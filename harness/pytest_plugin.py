@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness import layouts, mechanisms, scenario
+from harness import layouts, local, mechanisms, scenario
 from harness.errors import HarnessError
 from harness.outcome import Outcome
 
@@ -46,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wh-cycles", type=int, default=2, help="reloads per run")
     group.addoption("--wh-python", default="", help="comma list of target interpreters (paths); default: the harness's")
     group.addoption("--wh-mod-wsgi", default="", help="comma list of mod_wsgi versions; default: the harness's")
+    group.addoption(
+        "--wh-local-package",
+        action="append",
+        default=[],
+        help="an sdist, wheel or folder a scenario's local_packages names (repeatable); without it, skipped",
+    )
 
 
 class HarnessRun(pytest.Item):
@@ -58,6 +64,8 @@ class HarnessRun(pytest.Item):
             self.add_marker(pytest.mark.xfail(raises=VERDICT_ERRORS[expected], strict=True, reason=reason))
 
     def runtest(self) -> None:
+        if self.spec.get("skip"):
+            pytest.skip(self.spec["skip"])
         with tempfile.TemporaryDirectory(prefix="wsgi-harness-") as scratch:
             summary = run_in_subprocess(self.spec, Path(scratch))
         verdict = Outcome(summary["verdict"])
@@ -87,6 +95,8 @@ def run_in_subprocess(spec: dict[str, Any], scratch: Path) -> dict[str, Any]:
         args += ["--python", spec["python"]]
     if spec["mod_wsgi"]:
         args += ["--mod-wsgi", spec["mod_wsgi"]]
+    for package in spec.get("local_packages", []):
+        args += ["--local-package", package]
     runtime = Path("/tmp") / f"mwh-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
     env = {**os.environ, "MOD_WSGI_HARNESS_RUNTIME": str(runtime)}
     done = subprocess.run(args, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, env=env)
@@ -104,14 +114,19 @@ def _specs(config: pytest.Config) -> Iterator[dict[str, Any]]:
     chosen_layouts = layouts.select(config.getoption("--wh-layout"))
     pythons = [p for p in config.getoption("--wh-python").split(",") if p] or [""]
     versions = [v for v in config.getoption("--wh-mod-wsgi").split(",") if v] or [""]
+    supplied = local.supplied(config.getoption("--wh-local-package"))
     for python in pythons:
         for version in versions:
             for found in chosen_scenarios:
+                missing = local.match(found.local_packages, supplied)
                 for mechanism in chosen_mechanisms:
-                    for layout in chosen_layouts:
+                    own = [layouts.LAYOUTS[name] for name in mechanism.layouts]  # a driver mechanism's own layout
+                    for layout in own or chosen_layouts:
                         if layout.name not in found.layouts:
                             continue
                         yield {
+                            "skip": missing.skip_reason() if missing.missing else None,
+                            "local_packages": [str(path) for path in missing.found.values()],
                             "scenario": found.name,
                             "scenario_file": str(found.file),
                             "mechanism": mechanism.name,
@@ -136,4 +151,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         specs = list(_specs(config))
     except (ValueError, HarnessError) as exc:  # a bad option or scenario file: one line, no traceback
         raise pytest.UsageError(f"wsgi-harness: {exc}") from None
-    items.extend(HarnessRun.from_parent(session, name=_name(spec), spec=spec) for spec in specs)
+    # A node id of the form "wsgi-harness/<scenario>::<name>" gives JUnit a classname per scenario.
+    items.extend(
+        HarnessRun.from_parent(session, name=_name(spec), nodeid=f"wsgi-harness/{spec['scenario']}::{_name(spec)}",
+                               spec=spec)
+        for spec in specs
+    )  # fmt: skip

@@ -42,6 +42,20 @@ def test_controls_run_in_parallel_with_verdicts_in_junit(tmp_path: Path) -> None
     assert verdicts["segfault[sigusr1-global]"]["verdict"] == "crashed"
     assert int(verdicts["segfault[sigusr1-global]"]["count.crashed"]) >= 1
     assert verdicts["raise[sigusr1-global]"]["verdict"] == "raised"
+    classes = {case.get("name"): case.get("classname") for case in root.iter("testcase")}
+    assert classes["hello[sigusr1-global]"] == "wsgi-harness.hello", classes
+
+
+def test_driver_mechanism_and_a_skipped_scenario(tmp_path: Path) -> None:
+    """A driver mechanism runs in its own layout; a scenario whose hand-in packages are absent is
+    skipped with the reason, not failed."""
+    require_apache()
+    done, _ = plugin_pytest(tmp_path, "--wh-scenario", "hello,pylons_pyprotocols",
+                               "--wh-mechanism", "interpreter-cycle", "--wh-cycles", "2")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
+    assert "hello[interpreter-cycle-named]" in done.stdout
+    assert "needs PyProtocols, RuleDispatch" in done.stdout
 
 
 def test_a_fixed_known_crasher_fails_the_suite(tmp_path: Path) -> None:
