@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ MARKER = "[wh-driver] cycle "
 STEP_DEADLINE = 30.0  # making or ending an interpreter, finalizing: far longer than any of them takes
 LOAD_DEADLINE = 60.0  # loading the app (a Pylons app on 2.7 takes about a second)
 STOP_WAIT = 5.0
+Recorder = Callable[[CycleRecord], None]
 
 
 @dataclass(frozen=True)
@@ -146,16 +148,9 @@ class EmbeddedDriver:
 
     @property
     def pid(self) -> int | None:
-        """The driver itself (under the private view, the setpriv'd grandchild of unshare)."""
-        if self._proc is None:
-            return None
-        if self.plan.view is None:
-            return self._proc.pid
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self._proc.pid).children(recursive=True):
-                if child.exe().endswith("/" + self.plan.binary.name):
-                    return child.pid
-        return self._proc.pid
+        """The driver's pid: under the private view, unshare, sh and setpriv each exec the next, so the
+        process started is the driver itself."""
+        return None if self._proc is None else self._proc.pid
 
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
@@ -216,7 +211,7 @@ class DriverWatch:
         self.current: _Cycle | None = None
         self.last_progress = time.monotonic()
 
-    def run(self, record: Any) -> None:
+    def run(self, record: Recorder) -> None:
         """Watch until the driver exits (or hangs, or the harness stops); `record` takes each CycleRecord."""
         self.driver.start()
         while True:
@@ -234,7 +229,7 @@ class DriverWatch:
             if self.stop.wait(POLL):
                 raise Interrupted()
 
-    def _step(self, line: dict[str, Any], record: Any) -> None:
+    def _step(self, line: dict[str, Any], record: Recorder) -> None:
         self.last_progress = time.monotonic()
         cycle, phase = int(line.get("cycle", -1)), str(line.get("phase", ""))
         if self.current is not None and cycle != self.current.cycle:
@@ -253,7 +248,7 @@ class DriverWatch:
         step = self.current.steps[-1] if self.current and self.current.steps else "start"
         return time.monotonic() - self.last_progress > self.driver.plan.deadline(step)
 
-    def _hung(self, record: Any) -> None:
+    def _hung(self, record: Recorder) -> None:
         current = self.current or _Cycle(0, "load")
         step = current.steps[-1] if current.steps else "start"
         waited = time.monotonic() - self.last_progress
@@ -266,13 +261,13 @@ class DriverWatch:
         record(self._finish(current, extra=[killed], dumps=dumps, waited=waited))
         self.current = None
 
-    def _ended(self, code: int, record: Any) -> None:
+    def _ended(self, code: int, record: Recorder) -> None:
         current = self.current
         self.current = None
         if current is None:
             return
         extra: list[LogEvent] = []
-        pid = self.driver.pid or (self.driver._proc.pid if self.driver._proc else None)
+        pid = self.driver.pid
         finished = "finished" in current.steps
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
