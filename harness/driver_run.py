@@ -237,7 +237,10 @@ class DriverWatch:
             self.current = None
         if self.current is None:
             self.current = _Cycle(cycle, phase)
-        if line.get("step") == "done":
+        if line.get("step") == "done" and self.current.result is not None:  # a second probing, same cycle
+            again = [{**answer, "again": True} for answer in line.get("probes") or []]
+            self.current.result = {**self.current.result, "probes": [*self.current.result["probes"], *again]}
+        elif line.get("step") == "done":
             self.current.result = line
             if not self.driver.extensions:
                 self.driver.extensions = [(str(name), str(path)) for name, path in line.get("extensions") or []]
@@ -356,12 +359,15 @@ class DriverWatch:
             spec = plan.probes[int(last.split()[1])]
             url = plan.mount.rstrip("/") + spec.path
             return [ProbeResult(url, None, "", "timeout", None, waited, time.time())]
-        for spec, answer in zip(plan.probes, answers):
+        specs = list(plan.probes) * 2  # a second probing (interpreter-overlap) repeats them
+        for spec, answer in zip(specs, answers):
             status = answer.get("status")
             body = answer.get("body") or ""
             error = answer.get("error")
             mismatch = None if status is None or error else spec.mismatch(int(status), body)
             url = plan.mount.rstrip("/") + spec.path
+            if answer.get("again"):
+                url += " (again, after the previous interpreter ended)"
             results.append(ProbeResult(url, status, body, error, mismatch, float(answer.get("elapsed") or 0.0),
                                        float(answer.get("answered_at") or time.time())))  # fmt: skip
         return results

@@ -170,6 +170,14 @@ MECHANISMS: dict[str, Mechanism] = {
             layouts=("named",),
         ),
         Mechanism(
+            "interpreter-overlap",
+            "embedding driver: make the next sub-interpreter and load the app while the previous one lives, "
+            "then end the previous one and probe again (a mod_wsgi 1.x reload with a request in flight)",
+            trigger=_noop,
+            driver=True,
+            layouts=("named",),
+        ),
+        Mechanism(
             "finalize-reinit",
             "embedding driver: Py_Finalize and Py_Initialize in the same process (the Apache parent's restart path)",
             trigger=_noop,

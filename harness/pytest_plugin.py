@@ -134,7 +134,7 @@ def _specs(config: pytest.Config) -> Iterator[dict[str, Any]]:
                             "cycles": config.getoption("--wh-cycles"),
                             "python": python,
                             "mod_wsgi": version,
-                            "expected": found.expected(mechanism.name),
+                            "expected": found.expected(mechanism.name, layout.name),
                         }
 
 

@@ -159,7 +159,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             registry.release(owner)
     outcomes = recorder.outcomes()
     verdict = worst(outcomes)
-    expected = spec.scenario.expected(spec.mechanism.name)
+    expected = spec.scenario.expected(spec.mechanism.name, spec.layout.name)
     summary: dict[str, Any] = {
         "run": spec.run_id,
         "scenario": spec.scenario.name,

@@ -89,8 +89,12 @@ class Scenario:
         folder = self.directory
         return tuple(str((folder / r).resolve()) if r.startswith(LOCAL_PREFIXES) else r for r in self.requirements)
 
-    def expected(self, mechanism: str) -> Outcome | None:
-        return self.expect.get(mechanism, self.expect.get("default"))
+    def expected(self, mechanism: str, layout: str | None = None) -> Outcome | None:
+        """The most specific expectation: 'mechanism@layout', then the layout, the mechanism, 'default'."""
+        for key in (f"{mechanism}@{layout}", layout, mechanism, "default"):
+            if key is not None and key in self.expect:
+                return self.expect[key]
+        return None
 
 
 _TOP_KEYS = {"name", "description", "control", "app", "probe", "expect", "layouts"}
@@ -176,11 +180,16 @@ def _expect(reader: _Reader, raw: Any) -> dict[str, Outcome]:
         raise reader.fail(
             "expect", "is missing or empty", 'add an [expect] table, e.g. default = "clean" (per-mechanism keys too)'
         )
-    known = ("default", *MECHANISM_NAMES)
+    known = ("default", *MECHANISM_NAMES, *LAYOUT_NAMES)
     expect: dict[str, Outcome] = {}
     for key, value in raw.items():
-        if key not in known:
-            raise reader.fail(f"expect.{key}", "is not a mechanism", f"use 'default' or one of: {', '.join(known[1:])}")
+        mechanism, _, layout = key.partition("@")
+        if key not in known and not (mechanism in MECHANISM_NAMES and layout in LAYOUT_NAMES):
+            raise reader.fail(
+                f"expect.{key}",
+                "is not a mechanism, a layout or mechanism@layout",
+                f"use 'default' or one of: {', '.join(known[1:])}",
+            )
         if not isinstance(value, str) or value not in OUTCOME_NAMES:
             raise reader.fail(f"expect.{key}", f"is {value!r}", f"give one of: {', '.join(OUTCOME_NAMES)}")
         expect[key] = Outcome(value)

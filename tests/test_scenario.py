@@ -123,3 +123,18 @@ def test_fuzzed_fields_never_traceback(tmp_path: Path, app: dict[str, object], v
         scenario.load(path)
     except HarnessError as exc:
         assert "\n" not in str(exc)
+
+
+def test_most_specific_expectation_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "app.wsgi").write_text("")
+    (folder / "scenario.toml").write_text(
+        '[app]\nscript = "app.wsgi"\n[[probe]]\npath = "/"\n[expect]\ndefault = "crashed"\n'
+        'two-groups-orphan = "clean"\nsigusr1 = "hung"\n"sigusr1@two-groups-orphan" = "raised"\n'
+    )
+    found = scenario.load(folder / "scenario.toml")
+    assert found.expected("sigterm", "two-groups") is Outcome.CRASHED
+    assert found.expected("sigterm", "two-groups-orphan") is Outcome.CLEAN
+    assert found.expected("sigusr1", "two-groups") is Outcome.HUNG
+    assert found.expected("sigusr1", "two-groups-orphan") is Outcome.RAISED

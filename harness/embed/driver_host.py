@@ -2,8 +2,9 @@
 # WSGI script the way mod_wsgi does, send the scenario's probes to it as synthetic requests, and
 # append one JSON line with what came back. Judging is the harness's job, not this file's.
 #
-# The driver sets WH_CYCLE and WH_PHASE in __main__; the run's settings come from the JSON file named
-# by $WH_DRIVER_CONFIG: script, module_name, app_dir, site_dirs, blocked, probes, mount, progress.
+# The driver sets WH_CYCLE, WH_PHASE and WH_TASK ("load" or "probe-again") in __main__;
+# the run's settings come from the JSON file named by $WH_DRIVER_CONFIG: script, module_name,
+# app_dir, site_dirs, blocked, probes, mount, progress.
 # It imports as little as it can (no hashlib: CPython 3.12.1 crashes importing it after a
 # finalize-reinit), so that what breaks is the app's doing.
 import codecs
@@ -103,7 +104,7 @@ def _native(value):
     return value
 
 
-def _main(cycle, phase):
+def _main(cycle, phase, task):
     codecs.lookup("utf-8")  # the codec registry, before anything below needs it
     with open(os.environ["WH_DRIVER_CONFIG"]) as handle:
         config = _native(json.load(handle))
@@ -113,22 +114,26 @@ def _main(cycle, phase):
         site.addsitedir(folder)
     if config["app_dir"] not in sys.path:
         sys.path.insert(0, config["app_dir"])
-    record = {"cycle": cycle, "phase": phase, "step": "done", "load_error": None, "probes": []}
+    record = {"cycle": cycle, "phase": phase, "step": "done", "task": task, "load_error": None, "probes": []}
 
     def step(name):  # the harness's deadline depends on the step: say which one starts
         with open(config["progress"], "a") as handle:
             handle.write(json.dumps({"cycle": cycle, "phase": phase, "step": name}) + "\n")
 
-    step("load")
     started = time.time()
-    try:
-        application = _load(config["script"], config["module_name"])
-    except BaseException as exc:
-        text = traceback.format_exc()
-        sys.stderr.write(text)
-        record["load_error"] = "{}: {}".format(type(exc).__name__, str(exc)[:200])
-        record["traceback"] = text
-        application = None
+    if task == "probe-again":  # the app this interpreter loaded before, after another one ended
+        application = globals().get("WH_APPLICATION")
+    else:
+        step("load")
+        try:
+            application = _load(config["script"], config["module_name"])
+        except BaseException as exc:
+            text = traceback.format_exc()
+            sys.stderr.write(text)
+            record["load_error"] = "{}: {}".format(type(exc).__name__, str(exc)[:200])
+            record["traceback"] = text
+            application = None
+        globals()["WH_APPLICATION"] = application
     record["load_seconds"] = round(time.time() - started, 4)
     if application is not None:
         for index, path in enumerate(config["probes"]):
@@ -153,7 +158,7 @@ def _main(cycle, phase):
 
 
 try:
-    _main(WH_CYCLE, WH_PHASE)  # noqa: F821 - set by wsgi_driver
+    _main(WH_CYCLE, WH_PHASE, WH_TASK)  # noqa: F821 - set by wsgi_driver
 finally:
     for _stream in (sys.stdout, sys.stderr):
         try:

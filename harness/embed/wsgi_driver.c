@@ -9,6 +9,8 @@
  * process.
  *
  *   interpreter-cycle: Py_NewInterpreter, load and probe, Py_EndInterpreter; again, N times.
+ *   interpreter-overlap: the next interpreter loads while the previous lives; then the previous ends
+ *                      and the new one is probed again (a reload with a request in flight).
  *   finalize-reinit:   Py_Initialize, load and probe, Py_Finalize; again, N times.
  *
  * The loading and probing are done by a small Python file (the "host") run in each interpreter;
@@ -17,7 +19,7 @@
  * in its cycle and step.
  *
  * usage: wsgi_driver MODE CYCLES PROGRAM HOST PROGRESS
- *   MODE      interpreter-cycle | finalize-reinit
+ *   MODE      interpreter-cycle | interpreter-overlap | finalize-reinit
  *   CYCLES    reloads after the first load
  *   PROGRAM   the Python executable whose prefix and site the interpreters take (Py_SetProgramName)
  *   HOST      the Python file run in each interpreter
@@ -94,8 +96,9 @@ static int set_global(PyObject *globals, const char *name, PyObject *value)
     return failed;
 }
 
-/* Run the host in the current interpreter's __main__, telling it the cycle and phase. */
-static int run_host(const char *source, const char *host_path, int cycle, const char *phase)
+/* Run the host in the current interpreter's __main__, telling it the cycle, phase and task: "load"
+ * (load the app and probe it) or "probe-again" (probe the app this interpreter loaded before). */
+static int run_host(const char *source, const char *host_path, int cycle, const char *phase, const char *task)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *globals, *code, *result;
@@ -110,7 +113,8 @@ static int run_host(const char *source, const char *host_path, int cycle, const 
         return -1;
     }
     if (set_global(globals, "WH_CYCLE", PyLong_FromLong(cycle)) != 0 ||
-        set_global(globals, "WH_PHASE", text_object(phase)) != 0) {
+        set_global(globals, "WH_PHASE", text_object(phase)) != 0 ||
+        set_global(globals, "WH_TASK", text_object(task)) != 0) {
         PyErr_Print();
         return -1;
     }
@@ -176,8 +180,49 @@ static int interpreter_cycle(int cycles, const char *source, const char *host_pa
             return 4;
         }
         mark(cycle, phase, "host");
-        if (run_host(source, host_path, cycle, phase) != 0)
+        if (run_host(source, host_path, cycle, phase, "load") != 0)
             return 3;
+    }
+    mark(cycles + 1, "stop", "end-interpreter");
+    Py_EndInterpreter(state);
+    PyThreadState_Swap(main_state);
+    mark(cycles + 1, "stop", "finalize");
+    Py_Finalize();
+    mark(cycles + 1, "stop", "finished");
+    return 0;
+}
+
+/* As mod_wsgi 1.x did when a request was still in flight at a reload: the next interpreter is made
+ * and loads the app while the previous one lives; then the previous one ends, and the new one
+ * serves again. Extension modules imported by both are shared across that ending. */
+static int interpreter_overlap(int cycles, const char *source, const char *host_path)
+{
+    PyThreadState *main_state, *state = NULL, *next;
+    int cycle;
+    mark(0, "load", "initialize");
+    start_python();
+    main_state = PyThreadState_Get();
+    for (cycle = 0; cycle <= cycles; cycle++) {
+        const char *phase = cycle == 0 ? "load" : "reload";
+        mark(cycle, phase, "new-interpreter");
+        next = Py_NewInterpreter();
+        if (next == NULL) {
+            fprintf(stderr, "[wh-driver] Py_NewInterpreter failed in cycle %d\n", cycle);
+            return 4;
+        }
+        mark(cycle, phase, "host");
+        if (run_host(source, host_path, cycle, phase, "load") != 0)
+            return 3;
+        if (state != NULL) {
+            mark(cycle, phase, "end-interpreter");
+            PyThreadState_Swap(state);
+            Py_EndInterpreter(state);
+            PyThreadState_Swap(next);
+            mark(cycle, phase, "host");
+            if (run_host(source, host_path, cycle, phase, "probe-again") != 0)
+                return 3;
+        }
+        state = next;
     }
     mark(cycles + 1, "stop", "end-interpreter");
     Py_EndInterpreter(state);
@@ -200,7 +245,7 @@ static int finalize_reinit(int cycles, const char *source, const char *host_path
         mark(cycle, phase, "initialize");
         start_python();
         mark(cycle, phase, "host");
-        if (run_host(source, host_path, cycle, phase) != 0)
+        if (run_host(source, host_path, cycle, phase, "load") != 0)
             return 3;
     }
     mark(cycles + 1, "stop", "finalize");
@@ -215,7 +260,7 @@ int main(int argc, char **argv)
     long cycles;
     int status;
     if (argc != 6) {
-        fprintf(stderr, "usage: %s interpreter-cycle|finalize-reinit CYCLES PROGRAM HOST PROGRESS\n", argv[0]);
+        fprintf(stderr, "usage: %s interpreter-cycle|interpreter-overlap|finalize-reinit CYCLES PROGRAM HOST PROGRESS\n", argv[0]);
         return 2;
     }
     errno = 0;
@@ -237,10 +282,12 @@ int main(int argc, char **argv)
     set_program(argv[3]);
     if (strcmp(argv[1], "interpreter-cycle") == 0)
         status = interpreter_cycle((int)cycles, source, argv[4]);
+    else if (strcmp(argv[1], "interpreter-overlap") == 0)
+        status = interpreter_overlap((int)cycles, source, argv[4]);
     else if (strcmp(argv[1], "finalize-reinit") == 0)
         status = finalize_reinit((int)cycles, source, argv[4]);
     else {
-        fprintf(stderr, "wsgi_driver: unknown mode '%s' (interpreter-cycle or finalize-reinit)\n", argv[1]);
+        fprintf(stderr, "wsgi_driver: unknown mode '%s' (interpreter-cycle, interpreter-overlap, finalize-reinit)\n", argv[1]);
         status = 2;
     }
     free(source);
