@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import harness, require_apache, run_once, runs_by_id, session_summary
 
 pytestmark = pytest.mark.live
-DRIVERS = "interpreter-cycle,finalize-reinit"
+DRIVERS = "interpreter-cycle,interpreter-overlap,finalize-reinit"
 PYTHONS = "2.7,3.8,/usr/bin/python3.11,3.12,3.13"
 
 
@@ -32,7 +32,9 @@ def controls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     return runs_by_id(session_summary(results)) | {"_folder": {"path": str(next(results.iterdir()))}}
 
 
-@pytest.mark.parametrize("mechanism,layout", [("interpreter-cycle", "named"), ("finalize-reinit", "global")])
+@pytest.mark.parametrize(
+    "mechanism,layout", [("interpreter-cycle", "named"), ("interpreter-overlap", "named"), ("finalize-reinit", "global")]
+)
 @pytest.mark.parametrize(
     "scenario,verdict", [("hello", "clean"), ("segfault", "crashed"), ("raise", "raised"), ("wrong", "wrong-result"),
                          ("block", "hung")]
@@ -104,6 +106,7 @@ def test_hello_clean_on_every_python(clean_everywhere: Path) -> None:
         verdicts = {r["run"]: r["verdict"] for r in summary["runs"]}
         assert verdicts["hello.interpreter-cycle.named"] == "clean", (label, verdicts)
         assert verdicts["hello.finalize-reinit.global"] == "clean", (label, verdicts)
+        assert verdicts["hello.interpreter-overlap.named"] == "clean", (label, verdicts)
 
 
 def test_cpython_failure_marks_the_cell_broken(clean_everywhere: Path) -> None:
