@@ -157,45 +157,13 @@ static void start_python(void)
 #endif
 }
 
-/* Each reload ends the previous interpreter and makes the next, in that order, as mod_wsgi 1.x did;
- * so a death while ending interpreter N belongs to reload N + 1 (or to the stop after the last). */
-static int interpreter_cycle(int cycles, const char *source, const char *host_path)
-{
-    PyThreadState *main_state, *state = NULL;
-    int cycle;
-    mark(0, "load", "initialize");
-    start_python();
-    main_state = PyThreadState_Get();
-    for (cycle = 0; cycle <= cycles; cycle++) {
-        const char *phase = cycle == 0 ? "load" : "reload";
-        if (state != NULL) {
-            mark(cycle, phase, "end-interpreter");
-            Py_EndInterpreter(state);
-            PyThreadState_Swap(main_state);
-        }
-        mark(cycle, phase, "new-interpreter");
-        state = Py_NewInterpreter();
-        if (state == NULL) {
-            fprintf(stderr, "[wh-driver] Py_NewInterpreter failed in cycle %d\n", cycle);
-            return 4;
-        }
-        mark(cycle, phase, "host");
-        if (run_host(source, host_path, cycle, phase, "load") != 0)
-            return 3;
-    }
-    mark(cycles + 1, "stop", "end-interpreter");
-    Py_EndInterpreter(state);
-    PyThreadState_Swap(main_state);
-    mark(cycles + 1, "stop", "finalize");
-    Py_Finalize();
-    mark(cycles + 1, "stop", "finished");
-    return 0;
-}
-
-/* As mod_wsgi 1.x did when a request was still in flight at a reload: the next interpreter is made
- * and loads the app while the previous one lives; then the previous one ends, and the new one
- * serves again. Extension modules imported by both are shared across that ending. */
-static int interpreter_overlap(int cycles, const char *source, const char *host_path)
+/* interpreter-cycle: each reload ends the previous interpreter, then makes the next, as mod_wsgi 1.x
+ * did with no request in flight; a death while ending interpreter N belongs to reload N + 1 (or to
+ * the stop after the last).
+ * interpreter-overlap: the next interpreter is made and loads the app while the previous one lives;
+ * then the previous one ends and the new one serves again, as mod_wsgi 1.x did with a request still
+ * in flight at the reload. Extension modules imported by both are shared across that ending. */
+static int sub_interpreters(int cycles, int overlap, const char *source, const char *host_path)
 {
     PyThreadState *main_state, *state = NULL, *next;
     int cycle;
@@ -204,6 +172,12 @@ static int interpreter_overlap(int cycles, const char *source, const char *host_
     main_state = PyThreadState_Get();
     for (cycle = 0; cycle <= cycles; cycle++) {
         const char *phase = cycle == 0 ? "load" : "reload";
+        if (state != NULL && !overlap) {
+            mark(cycle, phase, "end-interpreter");
+            Py_EndInterpreter(state);
+            PyThreadState_Swap(main_state);
+            state = NULL;
+        }
         mark(cycle, phase, "new-interpreter");
         next = Py_NewInterpreter();
         if (next == NULL) {
@@ -213,7 +187,7 @@ static int interpreter_overlap(int cycles, const char *source, const char *host_
         mark(cycle, phase, "host");
         if (run_host(source, host_path, cycle, phase, "load") != 0)
             return 3;
-        if (state != NULL) {
+        if (state != NULL) { /* overlap: the previous one ends under the new one's feet */
             mark(cycle, phase, "end-interpreter");
             PyThreadState_Swap(state);
             Py_EndInterpreter(state);
@@ -281,9 +255,9 @@ int main(int argc, char **argv)
     }
     set_program(argv[3]);
     if (strcmp(argv[1], "interpreter-cycle") == 0)
-        status = interpreter_cycle((int)cycles, source, argv[4]);
+        status = sub_interpreters((int)cycles, 0, source, argv[4]);
     else if (strcmp(argv[1], "interpreter-overlap") == 0)
-        status = interpreter_overlap((int)cycles, source, argv[4]);
+        status = sub_interpreters((int)cycles, 1, source, argv[4]);
     else if (strcmp(argv[1], "finalize-reinit") == 0)
         status = finalize_reinit((int)cycles, source, argv[4]);
     else {
