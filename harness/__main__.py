@@ -1,3 +1,6 @@
-from harness.cli import main
+try:
+    from harness.cli import main
+except KeyboardInterrupt:  # Ctrl-C while still importing: nothing has started yet
+    raise SystemExit(130) from None
 
 raise SystemExit(main())

@@ -91,6 +91,18 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
+def _apache_version(include_dir: str) -> str:
+    """The version from the development headers (ap_release.h): httpd itself is never started here,
+    so nothing of Apache runs as root, not even `httpd -v`."""
+    try:
+        text = (Path(include_dir) / "ap_release.h").read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    parts = [re.search(rf"#define AP_SERVER_{name}_NUMBER\s+(\d+)", text) for name in ("MAJORVERSION", "MINORVERSION",
+                                                                                         "PATCHLEVEL")]  # fmt: skip
+    return ".".join(m[1] for m in parts if m) if all(parts) else "unknown"
+
+
 def find_apache(apxs: str | None = None) -> ApacheInfo:
     """Apache via apxs: the one given, else $APXS, else the apxs on PATH (Debian's apache2-dev)."""
     apxs = apxs or os.environ.get("APXS") or shutil.which("apxs") or shutil.which("apxs2")
@@ -106,9 +118,7 @@ def find_apache(apxs: str | None = None) -> ApacheInfo:
     httpd = str(Path(sbindir) / target)
     if not (sbindir and target and Path(httpd).is_file() and os.access(httpd, os.X_OK)):
         raise HarnessError(f"apxs at {apxs} names httpd {httpd}, which is not executable; install Apache or fix APXS")
-    banner = _run([httpd, "-v"], env={**os.environ, "LANG": "C"}).stdout
-    match = re.search(r"Apache/(\S+)", banner)
-    version = match[1] if match else "unknown"
+    version = _apache_version(_run([apxs, "-q", "INCLUDEDIR"]).stdout.strip())
     debian = Path("/etc/debian_version").exists() and Path(apxs).resolve() == Path("/usr/bin/apxs").resolve()
     return ApacheInfo(version=version, origin="debian" if debian else f"apxs:{apxs}", apxs=apxs, httpd=httpd)
 

@@ -27,6 +27,8 @@ import psutil
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from harness.results import disk_error
+
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 _CORE_NAME = re.compile(r"^core(?:\.\d+)?$")  # "core", or "core.PID" with kernel.core_uses_pid
 WATCH_INTERVAL = 0.02
@@ -188,5 +190,11 @@ class CoreCollector:
         target = self.keep_dir / (f"core.{pid}" if pid else path.name)
         if target.exists():
             target = self.keep_dir / f"{target.name}.{path.stem}"
-        shutil.move(str(path), target)
+        try:
+            shutil.move(str(path), target)
+        except OSError as exc:  # the results disk is full: no half core is kept, the source goes too
+            for leftover in (target, path):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            raise disk_error(target, exc) from None
         return CoreFile(target, identity, target.stat().st_size)

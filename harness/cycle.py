@@ -33,6 +33,7 @@ DAEMON_WAIT = 15.0
 # A process still there this long after the stop request gets its stacks dumped; Apache's shutdown
 # timeout (3 s, server.TIMING_OPTIONS) kills it later.
 STOP_DUMP_AFTER = 1.5
+STOP_GRACE = 6.0  # Apache's shutdown timeout (3 s, server.TIMING_OPTIONS) and then some
 
 
 class Interrupted(Exception):
@@ -269,11 +270,23 @@ class CycleRunner:
         while self.server.alive(serving) and time.monotonic() < deadline:
             time.sleep(POLL)
         left = self.server.alive(serving)
+        forced: list[LogEvent] = []
         if left:  # still there: stacks now, before Apache's shutdown timeout kills them
             reason = f"cycle {index}: still running {STOP_DUMP_AFTER:.1f}s after the server was told to stop"
             dumps = self.evidence.dump_hung(index, left, reason)
+            # Let Apache's own shutdown timeout act and log it ("Shutdown timeout expired"): a second
+            # stop request would end the parent at once and the hang would leave no trace in the log.
+            deadline = time.monotonic() + STOP_GRACE
+            while self.server.running() and time.monotonic() < deadline:
+                time.sleep(POLL)
+            forced = [
+                LogEvent(EventKind.KILLED, f"[harness] pid {pid} still running {STOP_GRACE:.0f}s after the stop "
+                         "request and Apache's shutdown timeout: killed", pid=pid)
+                for pid in sorted(self.server.alive(left))
+            ]  # fmt: skip
         self.server.stop()
         log.add(self.tail.flush())
+        log.indexed += [(len(log.lines), event) for event in forced]
         confirmation = Confirmation(Fired.NOT_APPLICABLE, "server stopped")
         stamps = _stamps(sent, None, None)
         return self._finish(index, "stop", log, confirmation, [], before, stamps, settle=False, dumps=dumps)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
+from harness.results import disk_error
+
 
 class LogTail:
     """New complete lines since the last read; a half-written last line waits for its newline.
@@ -33,8 +35,11 @@ class LogTail:
 
     def _keep(self, text: str) -> None:
         if self.mirror is not None:
-            with open(self.mirror, "a", encoding="utf-8") as out:
-                out.write(text + "\n")
+            try:
+                with open(self.mirror, "a", encoding="utf-8") as out:
+                    out.write(text + "\n")
+            except OSError as exc:
+                raise disk_error(self.mirror, exc) from None
 
     def read(self) -> list[str]:
         data = self._partial + self._new_bytes()

@@ -7,13 +7,12 @@ go into the cycle records and the run's summary, so a report can name the crashi
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import stacks
+from harness import results, stacks
 from harness.cores import CoreCollector, CoreFile
 
 STACK_LINES_IN_SUMMARY = 8
@@ -62,7 +61,7 @@ class RunEvidence:
         for pid in sorted(pids):
             tool, text = stacks.live_stacks(pid)
             file = folder / f"cycle-{cycle:03d}-pid-{pid}.txt"
-            file.write_text(f"# {reason}\n# {tool} dump of pid {pid}\n{text}")
+            results.write_atomic(file, f"# {reason}\n# {tool} dump of pid {pid}\n{text}")
             app = app_frames(text, self.plan.app_dir)
             dumps.append(
                 {"pid": pid, "tool": tool, "file": str(file.relative_to(self.plan.run_dir)), "app_frames": app}
@@ -112,8 +111,7 @@ class RunEvidence:
         folder = self.plan.run_dir / "backtraces"
         folder.mkdir(exist_ok=True)
         file = folder / f"{core.path.name}.txt"
-        with contextlib.suppress(OSError):
-            file.write_text(trace.text or "\n".join(trace.problems))
+        results.write_atomic(file, trace.text or "\n".join(trace.problems))
         event["backtrace"] = {**trace.to_json(), "file": str(file.relative_to(self.plan.run_dir))}
         return event
 

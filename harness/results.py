@@ -7,6 +7,8 @@ a half-written summary and never spoils what was already written.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -23,7 +25,8 @@ JUNIT = "junit.xml"
 REPORT = "report.md"
 
 
-def _disk_error(path: Path, exc: OSError) -> HarnessError:
+def disk_error(path: Path, exc: OSError) -> HarnessError:
+    """The one-line error for a results file that cannot be written (full or read-only disk)."""
     return HarnessError(f"cannot write {path}: {exc.strerror or exc}; free space or choose --results DIR elsewhere")
 
 
@@ -37,7 +40,7 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _disk_error(path, exc) from None
+        raise disk_error(path, exc) from None
 
 
 def write_json(path: Path, data: object) -> None:
@@ -45,15 +48,34 @@ def write_json(path: Path, data: object) -> None:
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
-    """One line per record, on disk before returning: a killed run keeps every finished cycle."""
-    line = json.dumps(record, separators=(",", ":")) + "\n"
+    """One line per record, on disk before returning: a killed run keeps every finished cycle.
+
+    A whole line or nothing: a full disk lets write(2) store part of a line (up to the last free
+    page) before it fails, so on any error the file is cut back to its length before this record."""
+    line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
     try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except OSError as exc:
-        raise _disk_error(path, exc) from None
+        raise disk_error(path, exc) from None
+    try:
+        try:
+            start = os.fstat(fd).st_size
+        except OSError as exc:
+            raise disk_error(path, exc) from None
+        try:
+            rest = memoryview(line)
+            while rest:
+                written = os.write(fd, rest)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                rest = rest[written:]
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise disk_error(path, exc) from None
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

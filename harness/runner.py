@@ -21,6 +21,7 @@ from harness.cycle import CycleRecord, CycleRunner, Interrupted
 from harness.driver import ensure_driver
 from harness.driver_run import DriverPlan, DriverWatch, EmbeddedDriver
 from harness.errorlog import LogTail
+from harness.errors import HarnessError
 from harness.evidence import EvidencePlan, RunEvidence
 from harness.layouts import GLOBAL, Layout
 from harness.mechanisms import Mechanism
@@ -115,6 +116,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     owner: registry.Owner | None = None
     evidence: RunEvidence | None = None
     crashes: list[dict[str, Any]] = []
+    failure: BaseException | None = None
     try:
         cell = ctx.cell
         why = _combination_unsupported(spec, ctx) if isinstance(cell, Cell) else None
@@ -126,14 +128,14 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             recorder.synthetic.append((Outcome.UNSUPPORTED, [deps.reason]))
             reason = deps.reason
             if deps.log:
-                (run_dir / "build.log").write_text(deps.log)
+                results.write_atomic(run_dir / "build.log", deps.log)
         elif spec.mechanism.driver:
             assert isinstance(cell, Cell)
             binary = ensure_driver(cell.python)
             if isinstance(binary, Unsupported):
                 recorder.synthetic.append((Outcome.UNSUPPORTED, [binary.reason]))
                 reason = binary.reason
-                (run_dir / "build.log").write_text(binary.log)
+                results.write_atomic(run_dir / "build.log", binary.log)
             else:
                 owner = registry.claim_root(spec.run_id)
                 driver = EmbeddedDriver(_driver_plan(spec, ctx, cell, owner.root, deps, binary))
@@ -147,16 +149,25 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             reason = _drive(spec, ctx, server, recorder, evidence)
     except Interrupted:
         interrupted = True
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        for process in (server, driver):
-            if process is not None:
+        try:
+            processes = [p for p in (server, driver) if p is not None]
+            for process in processes:
                 process.stop()
+            for process in processes:
                 _keep_config(process, run_dir)
-        if evidence is not None:
-            last = recorder.records[-1].cycle if recorder.records else 0
-            crashes = evidence.finish(last, recorder.signal_deaths())
-        if owner is not None:
-            registry.release(owner)
+            if evidence is not None:
+                last = recorder.records[-1].cycle if recorder.records else 0
+                crashes = evidence.finish(last, recorder.signal_deaths())
+        except HarnessError:
+            if failure is None:
+                raise  # else the first error is the one to say (a full disk fails everything after it)
+        finally:  # a full results disk above must not leave the server root behind
+            if owner is not None:
+                registry.release(owner)
     outcomes = recorder.outcomes()
     verdict = worst(outcomes)
     expected = spec.scenario.expected(spec.mechanism.name, spec.layout.name)
@@ -274,16 +285,26 @@ def _drive_embedded(
     watch = DriverWatch(spec.run_id, spec.mechanism.name, driver, evidence, ctx.stop)
     driver.prepare()
     evidence.start()
+    log_copy = evidence.plan.run_dir / "error_log"
     try:
         watch.run(recorder.add)
-    finally:
-        _mirror(driver.error_log, evidence.plan.run_dir / "error_log")
+    except BaseException:
+        with contextlib.suppress(HarnessError):  # the first error is the one to say
+            _copy_into_results(driver.error_log, log_copy)
+        raise
+    _copy_into_results(driver.error_log, log_copy)
     return None
 
 
-def _mirror(source: Path, target: Path) -> None:
-    with contextlib.suppress(OSError):
+def _copy_into_results(source: Path, target: Path) -> None:
+    """A whole copy or none: a copy cut short by a full disk is removed, and the error said."""
+    try:
         shutil.copyfile(source, target)
+    except FileNotFoundError:
+        return  # the process never wrote it
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise results.disk_error(target, exc) from None
 
 
 def _drive(
@@ -334,5 +355,4 @@ def _parent_gone(server: ApacheServer, recorder: RunRecorder, index: int) -> str
 def _keep_config(process: ApacheServer | EmbeddedDriver, run_dir: Path) -> None:
     """The generated config travels with the results, as evidence of exactly what ran."""
     for path in process.config_files():
-        with contextlib.suppress(OSError):
-            shutil.copyfile(path, run_dir / path.name)
+        _copy_into_results(path, run_dir / path.name)

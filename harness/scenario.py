@@ -153,6 +153,8 @@ def _probe(reader: _Reader, raw: Any, index: int) -> Probe:
     path = reader.get(raw, "path", str, f"{where}.path")
     if not path or not path.startswith("/"):
         raise reader.fail(f"{where}.path", f"is {path!r}", "give the request path, starting with '/'")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise reader.fail(f"{where}.path", f"is {path!r}", "percent-encode spaces and control characters (%20)")
     status = reader.get(raw, "status", int, f"{where}.status")
     if status is not None and not 100 <= status <= 599:
         raise reader.fail(f"{where}.status", f"is {status}", "give an HTTP status between 100 and 599")

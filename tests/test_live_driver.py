@@ -33,7 +33,8 @@ def controls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 
 
 @pytest.mark.parametrize(
-    "mechanism,layout", [("interpreter-cycle", "named"), ("interpreter-overlap", "named"), ("finalize-reinit", "global")]
+    "mechanism,layout",
+    [("interpreter-cycle", "named"), ("interpreter-overlap", "named"), ("finalize-reinit", "global")],
 )
 @pytest.mark.parametrize(
     "scenario,verdict", [("hello", "clean"), ("segfault", "crashed"), ("raise", "raised"), ("wrong", "wrong-result"),
