@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,7 @@ def run_in_subprocess(spec: dict[str, Any], scratch: Path) -> dict[str, Any]:
         args += ["--mod-wsgi", spec["mod_wsgi"]]
     for package in spec.get("local_packages", []):
         args += ["--local-package", package]
-    runtime = Path("/tmp") / f"mwh-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    runtime = _runtime()
     env = {**os.environ, "MOD_WSGI_HARNESS_RUNTIME": str(runtime)}
     done = subprocess.run(args, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, env=env)
     sessions = [p for p in (scratch / "results").glob("*") if (p / "summary.json").is_file()]
@@ -106,6 +107,16 @@ def run_in_subprocess(spec: dict[str, Any], scratch: Path) -> dict[str, Any]:
         raise RuntimeError(f"the harness could not run this (exit {done.returncode}): {tail}")
     (run,) = json.loads((sessions[0] / "summary.json").read_text())["runs"]
     return dict(run)
+
+
+def _runtime() -> Path:
+    """Server roots of this pytest process (one per xdist worker), short enough for unix sockets."""
+    return Path("/tmp") / f"mwh-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Each harness run removes its own server root; the folder that held them goes at the end."""
+    shutil.rmtree(_runtime(), ignore_errors=True)
 
 
 def _specs(config: pytest.Config) -> Iterator[dict[str, Any]]:
