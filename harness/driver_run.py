@@ -73,6 +73,7 @@ class _Cycle:
     phase: str
     steps: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    ready: float | None = None  # when the new interpreter (or the re-initialized runtime) ran its first code
     result: dict[str, Any] | None = None  # the host's record
 
 
@@ -246,6 +247,8 @@ class DriverWatch:
                 self.driver.extensions = [(str(name), str(path)) for name, path in line.get("extensions") or []]
         else:
             self.current.steps.append(str(line.get("step")))
+            if line.get("step") == "host" and self.current.ready is None:
+                self.current.ready = time.time()
 
     def _overdue(self) -> bool:
         step = self.current.steps[-1] if self.current and self.current.steps else "start"
@@ -314,7 +317,7 @@ class DriverWatch:
         events = [*classify(lines), *(extra or [])]
         probes = self._probes(current, waited)
         if current.phase == "reload":  # the driver itself made the new interpreter: nothing can fail to fire
-            confirmation = Confirmation(Fired.CONFIRMED, " -> ".join(current.steps), current.started)
+            confirmation = Confirmation(Fired.CONFIRMED, " -> ".join(current.steps), current.ready)
         else:
             confirmation = Confirmation(Fired.NOT_APPLICABLE, "first load" if current.phase == "load" else "stop")
         result = current.result or {}
@@ -338,7 +341,7 @@ class DriverWatch:
             processes=self.driver.process_table(),
             timestamps={
                 "trigger_sent": current.started,
-                "reload_confirmed": None,
+                "reload_confirmed": confirmation.at,
                 "probe_answered": max((p.answered_at for p in probes), default=None),
                 "outcome_recorded": time.time(),
             },

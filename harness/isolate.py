@@ -8,7 +8,8 @@ of the embedding driver). Each candidate is first tried as the only importable o
 alone are culprits each on its own. If none does, or the others still fail without them, candidates
 are dropped one at a time while the run keeps failing, leaving a 1-minimal set that fails only
 together. A module's share of the blame is its failing-cycle rate when only it is importable,
-over the sum of those rates.
+over the sum of those rates. A failure can be nondeterministic, so a trial is called clean only
+after CLEAN_ATTEMPTS clean runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from harness.mechanisms import MECHANISMS
 from harness.session import Selection, run_session
 
 FAILED_TRIAL = ("start-failed", "unsupported", "harness-error")  # a trial that shows nothing about the app
+# A crash can hang on the garbage collector's timing (simplejson's speedups on 2.7 crash the second
+# interpreter in GC, most runs but not all): a trial is called clean only after this many clean runs.
+CLEAN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Trial:
     failing: int  # cycles (load, reloads, stop) that were not clean
     cycles: int
     session: str
+    attempts: int = 1  # runs it took: a clean one is only believed after CLEAN_ATTEMPTS
 
     @property
     def fails(self) -> bool:
@@ -45,7 +50,8 @@ class Trial:
         return self.failing / self.cycles if self.cycles else 0.0
 
     def describe(self) -> str:
-        return f"{self.verdict} {self.failing}/{self.cycles}"
+        tries = f" (run {self.attempts} of up to {CLEAN_ATTEMPTS})" if self.attempts > 1 else ""
+        return f"{self.verdict} {self.failing}/{self.cycles}{tries}"
 
 
 def is_stdlib(path: str, python_executable: str) -> bool:
@@ -85,19 +91,27 @@ class Isolation:
     def trial(self, blocked: Sequence[str]) -> Trial:
         key = frozenset(blocked)
         if key not in self.trials:
-            label = f"trial-{len(self.trials):02d}"
-            summary = self._session(sorted(key), label)
-            if summary["verdict"] in FAILED_TRIAL:
-                raise HarnessError(
-                    f"isolate: trial {label} (blocking {', '.join(sorted(key)) or 'nothing'}) ended "
-                    f"{summary['verdict']}: {(summary.get('reason') or '')[:160]}; see {self.folder / label}"
-                )
-            cycles = results.read_jsonl(self.folder / label / summary["run"] / results.CYCLES)
-            failing = sum(1 for c in cycles if c.get("outcome") != "clean")
-            self.trials[key] = Trial(tuple(sorted(key)), summary["verdict"], failing, len(cycles), label)
+            number = len(self.trials)
+            for attempt in range(1, CLEAN_ATTEMPTS + 1):
+                label = f"trial-{number:02d}" + (f"-{attempt}" if attempt > 1 else "")
+                found = self._one(sorted(key), label, attempt)
+                if found.fails:
+                    break
+            self.trials[key] = found
             shown = ", ".join(sorted(key)) or "nothing"
-            print(f"  {label}: blocking {shown} -> {self.trials[key].describe()}", file=sys.stderr, flush=True)
+            print(f"  {label}: blocking {shown} -> {found.describe()}", file=sys.stderr, flush=True)
         return self.trials[key]
+
+    def _one(self, blocked: list[str], label: str, attempt: int) -> Trial:
+        summary = self._session(blocked, label)
+        if summary["verdict"] in FAILED_TRIAL:
+            raise HarnessError(
+                f"isolate: trial {label} (blocking {', '.join(blocked) or 'nothing'}) ended "
+                f"{summary['verdict']}: {(summary.get('reason') or '')[:160]}; see {self.folder / label}"
+            )
+        cycles = results.read_jsonl(self.folder / label / summary["run"] / results.CYCLES)
+        failing = sum(1 for c in cycles if c.get("outcome") != "clean")
+        return Trial(tuple(blocked), summary["verdict"], failing, len(cycles), label, attempt)
 
 
 def minimal_failing_set(candidates: Sequence[str], fails_with: Any) -> list[str]:
