@@ -80,10 +80,11 @@ class Profile:
     wide_jobs: bool  # also 8 runs with --jobs 8: reloads wait on Apache's tick, not on the 2 cores
     pip_warm_cold: bool  # also a cold cell with pip's own wheel cache left in place
     pytest_mechanisms: str
+    pytest_cycles: int  # reloads per pytest item: pytest's and xdist's fixed start-up cost weighs less with more
 
 
-QUICK = Profile("quick", 10, 1, 9, 10, 100, 1, False, False, "sigusr1,script-touch")
-FULL = Profile("full", 20, 2, 11, 12, 300, 2, True, True, "sigusr1,script-touch")
+QUICK = Profile("quick", 10, 1, 9, 10, 100, 1, False, False, "sigusr1,script-touch", 1)
+FULL = Profile("full", 20, 2, 11, 12, 300, 2, True, True, "sigusr1,script-touch", 4)
 
 
 @dataclass
@@ -932,7 +933,7 @@ def bench_pytest(bench: Bench, section: Section) -> None:
     section.figures.append(Figure("6", "pytest plugin: -n 0 time / -n 2 time", f"{value:.2f}x", ">= 1.7x", met, note))
     section.details += [
         f"Selection: `--wh-scenario hello,segfault,raise,wrong --wh-mechanism {bench.profile.pytest_mechanisms} "
-        "--wh-cycles 1` on `scenarios/`, each item a harness subprocess with --jobs 1.",
+        f"--wh-cycles {bench.profile.pytest_cycles}` on `scenarios/`, each item a harness subprocess with --jobs 1.",
         "",
         "| workers | wall | pytest says | items' own time per worker | CPU |",
         "| --- | --- | --- | --- | --- |",
@@ -951,7 +952,8 @@ def pytest_run(bench: Bench, workers: list[str], label: str) -> PytestRun:
     folder.mkdir()
     argv = [str(HARNESS_PYTHON), "-m", "pytest", "--wsgi-harness", *workers, "-p", "no:cacheprovider", "-v",
             "--durations=0", "--rootdir", str(folder), "--wh-scenario", "hello,segfault,raise,wrong",
-            "--wh-mechanism", bench.profile.pytest_mechanisms, "--wh-cycles", "1", str(REPO / "scenarios")]  # fmt: skip
+            "--wh-mechanism", bench.profile.pytest_mechanisms, "--wh-cycles", str(bench.profile.pytest_cycles),
+            str(REPO / "scenarios")]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
     meter = CpuMeter()
     with track_runtimes(bench):
