@@ -162,6 +162,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         specs = list(_specs(config))
     except (ValueError, HarnessError) as exc:  # a bad option or scenario file: one line, no traceback
         raise pytest.UsageError(f"wsgi-harness: {exc}") from None
+    # Known crashers and hangers first: they take longest (a death waits for Apache's tick, a hang for
+    # its deadline), and `--dist load` hands items out in order, so the long ones start early and the
+    # short ones fill the gaps at the end instead of leaving one worker with a long tail.
+    specs.sort(key=lambda spec: spec["expected"] in (None, Outcome.CLEAN))
     # A node id of the form "wsgi-harness/<scenario>::<name>" gives JUnit a classname per scenario.
     items.extend(
         HarnessRun.from_parent(session, name=_name(spec), nodeid=f"wsgi-harness/{spec['scenario']}::{_name(spec)}",
