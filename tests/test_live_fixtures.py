@@ -47,7 +47,8 @@ def test_pyrex_pattern_under_the_driver(tmp_path: Path, python: str) -> None:
     cycle, overlap = runs["pyrex_plain.interpreter-cycle.named"], runs["pyrex_plain.interpreter-overlap.named"]
     for run in (cycle, overlap):
         assert run["load_outcome"] == "clean", run["evidence"]  # the first interpreter is always right
-    assert overlap["verdict"] in ("crashed", "wrong-result", "raised"), overlap["evidence"]
+    # hung too: one 3.13.0 overlap experiment spun at 100% CPU in the freed module
+    assert overlap["verdict"] in ("crashed", "wrong-result", "raised", "hung"), overlap["evidence"]
     assert overlap["counts"]["clean"] <= 1 or overlap["first_crash_cycle"] == 1, overlap["counts"]
     if python == "2.7":
         assert cycle["verdict"] == "wrong-result", cycle["evidence"]
