@@ -1,5 +1,5 @@
 try:
-    from harness.cli import main
+    from harness.commands import main
 except KeyboardInterrupt:  # Ctrl-C while still importing: nothing has started yet
     raise SystemExit(130) from None
 

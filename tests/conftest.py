@@ -1,5 +1,4 @@
-"""Shared fixtures: the harness is always driven through its real CLI in a subprocess, against real
-Apache/mod_wsgi-express servers on 127.0.0.1, so a crash stays in Apache and never in a test worker."""
+"""Shared helpers: the harness driven through its real CLI in a subprocess, results read back as records."""
 
 from __future__ import annotations
 
@@ -10,12 +9,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from harness.model.records import CycleRecord, RunResult, SessionRecord
+
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+DATA = REPO / "tests" / "data"
 
 
 def apache_available() -> bool:
@@ -32,10 +32,12 @@ def require_apache() -> None:
     pytest.skip(message)
 
 
-def harness(*args: str, env: dict[str, str] | None = None, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+def harness(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 1500, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
-        cwd=REPO,
+        cwd=cwd or REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -47,29 +49,34 @@ def harness(*args: str, env: dict[str, str] | None = None, timeout: float = 1500
 def run_once(
     results: Path, scenario: str, mechanism: str, *extra: str, cycles: int = 1, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m harness run` for one scenario and mechanism, results into `results`."""
+    """`python -m harness run` for one scenario and mechanism, results into `results`, no added controls."""
     args = ["--scenario", scenario, "--mechanism", mechanism, "--cycles", str(cycles), "--results", str(results)]
-    return harness("run", *args, *extra, env=env)
+    return harness("run", *args, "--no-controls", *extra, env=env)
 
 
-def session_summary(results: Path) -> dict[str, Any]:
-    (session,) = [p for p in results.iterdir() if p.is_dir()]
-    return json.loads((session / "summary.json").read_text())
+def session_dir(results: Path) -> Path:
+    (session,) = [p for p in results.iterdir() if p.is_dir() and (p / "summary.json").is_file()]
+    return session
 
 
-def runs_by_id(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {run["run"]: run for run in summary["runs"]}
+def session_record(results: Path) -> SessionRecord:
+    folder = session_dir(results)
+    return SessionRecord.from_json(json.loads((folder / "summary.json").read_text()), folder)
 
 
-def cycles(results: Path, run_id: str) -> list[dict[str, Any]]:
-    (session,) = [p for p in results.iterdir() if p.is_dir()]
-    return [json.loads(line) for line in (session / run_id / "cycles.jsonl").read_text().splitlines()]
+def runs_by_id(record: SessionRecord) -> dict[str, RunResult]:
+    return {run.folder: run for run in record.runs}
+
+
+def cycles(results: Path, folder: str) -> list[CycleRecord]:
+    path = session_dir(results) / folder / "cycles.jsonl"
+    return [CycleRecord.from_json(json.loads(line), path) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(autouse=True)
 def private_runtime(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test's servers live under its own runtime folder, so 'clean' in one test (or one xdist
-    worker) never touches another's servers."""
+    """Each test's servers live under its own runtime folder, so 'clean' in one test (or one xdist worker)
+    never touches another's servers."""
     runtime = tmp_path_factory.mktemp("rt", numbered=True)
     short = Path("/tmp") / f"mwh-t{os.getpid()}-{runtime.name}"  # unix socket paths must stay short
     short.mkdir(mode=0o711, exist_ok=True)

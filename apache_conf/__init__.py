@@ -1,0 +1,1 @@
+"""Apache configuration templates: package data of the harness (read with importlib.resources)."""

@@ -1,0 +1,1 @@
+"""The shipped scenarios: package data of the harness (read with importlib.resources)."""
