@@ -86,12 +86,14 @@ def run_spec(spec: RunSpec, scratch: Path, timeout: float = RUN_TIMEOUT) -> tupl
 
 
 class HarnessRun(pytest.Item):
-    def __init__(self, *, spec: RunSpec, expected: Outcome | None, **kwargs: Any) -> None:
+    def __init__(self, *, spec: RunSpec, expected: tuple[Outcome, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        if expected is not None and expected is not Outcome.CLEAN:
-            reason = f"known {expected.value}: {spec.scenario.name} is expected to give it"
-            self.add_marker(pytest.mark.xfail(raises=VERDICT_ERRORS[expected], strict=True, reason=reason))
+        known = tuple(VERDICT_ERRORS[o] for o in expected if o is not Outcome.CLEAN)
+        if known and Outcome.CLEAN not in expected:
+            names = " or ".join(o.value for o in expected)
+            reason = f"known {names}: {spec.scenario.name} is expected to give it"
+            self.add_marker(pytest.mark.xfail(raises=known, strict=True, reason=reason))
 
     def runtest(self) -> None:
         with tempfile.TemporaryDirectory(prefix="wsgi-harness-") as scratch:
@@ -122,7 +124,7 @@ class SkippedScenario(pytest.Item):
         pytest.skip(self.why)
 
 
-def _items(config: pytest.Config) -> tuple[list[tuple[RunSpec, Outcome | None]], list[tuple[str, str]]]:
+def _items(config: pytest.Config) -> tuple[list[tuple[RunSpec, tuple[Outcome, ...]]], list[tuple[str, str]]]:
     chosen = Selection(
         scenarios=scenarios.resolve(config.getoption("--wh-scenario")),
         mechanisms=mechanisms.select(config.getoption("--wh-mechanism")),
@@ -133,11 +135,11 @@ def _items(config: pytest.Config) -> tuple[list[tuple[RunSpec, Outcome | None]],
     )
     cells = common.cells(config.getoption("--wh-python") or None, config.getoption("--wh-mod-wsgi") or None, None)
     planned = plan(chosen, cells)
-    found: list[tuple[RunSpec, Outcome | None]] = []
+    found: list[tuple[RunSpec, tuple[Outcome, ...]]] = []
     for spec in planned.specs:
         loaded = scenarios.load(Path(spec.scenario.path))
         expectation = loaded.expected(spec.mechanism, spec.layout, spec.cell.python, spec.cell.mod_wsgi)
-        found.append((spec, expectation.verdict if expectation else None))
+        found.append((spec, expectation.verdicts if expectation else ()))
     return found, planned.skipped
 
 
@@ -156,7 +158,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError(f"wsgi-harness: {exc}") from None
     # Known crashers and hangers first: they take longest, and `--dist load` hands items out in order, so
     # the long ones start early and the short ones fill the gaps at the end.
-    found.sort(key=lambda item: item[1] in (None, Outcome.CLEAN))
+    found.sort(key=lambda item: item[1] in ((), (Outcome.CLEAN,)))
     several = len({spec.cell.label for spec, _ in found}) > 1
     for spec, expected in found:
         name = _name(spec, several)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,8 +59,12 @@ def install(cell: Cell, requirements: Sequence[str]) -> Path | Unsupported | Non
             timeout=BUILD_TIMEOUT,
         )
         if not done.ok:
-            reason = f"requirements {', '.join(requirements)} do not install for this cell: {done.last_line()}"
             nowhere = any(requirement_exists_nowhere(done.output, r) for r in requirements if not r.startswith("/"))
+            if nowhere:
+                reason = (f"a requirement of {', '.join(requirements)} exists on no package index pip can reach "
+                          f"({done.last_line()}); check its name and version")  # fmt: skip
+            else:
+                reason = f"requirements {', '.join(requirements)} do not install for this cell: {done.last_line()}"
             return Unsupported(reason, done.output or (done.problem or ""), user_error=nowhere)
         (target / ".complete").write_text("")
         return target
@@ -72,3 +77,15 @@ def freeze(cell: Cell, site_dirs: Sequence[Path]) -> list[str]:
     for folder in site_dirs:
         lines += proc.run([*args, "--path", str(folder)], timeout=120).stdout.splitlines()
     return sorted(set(lines), key=str.lower)
+
+
+def refuses(cell: Cell, package: str) -> str | None:
+    """pip's last line when it cannot install this one package on its own (no dependencies), else None: a
+    hand-in package that is broken in itself, as opposed to one that does not suit this cell's Python."""
+    with tempfile.TemporaryDirectory(prefix="harness-handin-") as scratch:
+        done = proc.run(
+            [str(cell.env_python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps",
+             "--target", scratch, package],
+            timeout=BUILD_TIMEOUT,
+        )  # fmt: skip
+    return None if done.ok else done.last_line()

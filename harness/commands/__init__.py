@@ -39,16 +39,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def one_line(exc: BaseException) -> str:
+    """A message as one line, whatever a library put in it."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.handler(args)
         return status
     except InvariantError as exc:
-        print(f"internal error: {exc}", file=sys.stderr)
+        print(f"internal error: {one_line(exc)}", file=sys.stderr)
         return 3
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: servers stopped; finished cycles are in the results folder", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -18,11 +19,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.paths:
-        file = path / scenarios.SCENARIO_FILE if path.is_dir() else path
+        try:
+            file = path / scenarios.SCENARIO_FILE if path.is_dir() else path
+        except OSError:  # a name too long to stat: load() says so in one line
+            file = path
         try:
             found = scenarios.load(file)
         except HarnessError as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             bad += 1
             continue
         print(f"ok: {file} ({found.name}: {len(found.probes)} probe(s), {len(found.expectations)} expectation(s))")

@@ -15,7 +15,7 @@ from harness.commands import options
 from harness.errors import HarnessError
 from harness.model import layouts, mechanisms
 from harness.model import scenario as scenarios
-from harness.model.assessment import Standing, expected_verdict, standing
+from harness.model.assessment import Standing, expected_verdict, standing, verdicts_text
 from harness.model.records import RunResult, SessionRecord
 from harness.model.spec import CellSpec, PackageProbe
 from harness.places import default_results
@@ -32,8 +32,9 @@ def selection(args: argparse.Namespace, default_scenarios: str) -> Selection:
     if args.probe is not None and not packages:
         raise HarnessError("--probe needs --package REQUIREMENT (the code runs in an app that imports it)")
     try:
-        names = args.scenario or (None if packages else default_scenarios)
-        chosen = scenarios.resolve(names) if names else []
+        # An empty --scenario is refused like an empty --mechanism, not taken for "the default set".
+        names = args.scenario if args.scenario is not None else (None if packages else default_scenarios or None)
+        chosen = scenarios.resolve(names) if names is not None else []
         chosen_mechanisms = mechanisms.select(args.mechanism)
         chosen_layouts = [layout.name for layout in layouts.select(args.layout)]
     except ValueError as exc:
@@ -124,7 +125,7 @@ def progress(result: RunResult, done: int, total: int) -> None:
     expected = expected_verdict(result)
     print(
         f"[{done}/{total}] {mark} {result.folder}: {result.verdict.value} "
-        f"(expected {expected.value if expected else 'none'}) in {result.duration:.1f}s",
+        f"(expected {verdicts_text(expected)}) in {result.duration:.1f}s",
         file=sys.stderr,
         flush=True,
     )
@@ -144,10 +145,7 @@ def conclude(session_dir: Path, record: SessionRecord) -> int:
     for result in failed:
         expected = expected_verdict(result)
         signature = f" [{result.signatures[0].signature}]" if result.signatures else ""
-        print(
-            f"  FAIL {result.folder}: {result.verdict.value}, expected {expected.value if expected else 'none'}"
-            f"{signature}"
-        )
+        print(f"  FAIL {result.folder}: {result.verdict.value}, expected {verdicts_text(expected)}{signature}")
     unsupported = [r for r, s in where if s is Standing.NOT_APPLICABLE]
     if unsupported:
         print(

@@ -138,6 +138,24 @@ class RunEvidence:
                     first[death.pid][1].append(death)
                 else:
                     first[death.pid] = (record, [death])
+        # A death is recorded once, in the cycle it was first seen (mostly from its exit status); what a later
+        # cycle sees of it only confirms it and is no death of that cycle: Apache's AH00051 line on its next
+        # maintenance tick, a core finished after the cycle ended. Those are sources of the same crash.
+        for record in records:
+            confirming = [
+                Death(e.pid, e.signal, DeathSource.LOG, None, e.line)
+                for e in record.events
+                if e.kind is EventKind.SIGNAL_DEATH and e.pid is not None and e.signal is not None
+            ]
+            confirming += [
+                Death(c.pid, c.signal, DeathSource.CORE, None, f"core of pid {c.pid}: {c.file}")
+                for c in record.cores
+                if c.pid is not None and c.signal is not None
+            ]
+            for death in confirming:
+                seen = first.get(death.pid)
+                if seen is not None and seen[1][0].signal == death.signal:
+                    seen[1].append(death)
         return [self._event(record, deaths) for record, deaths in first.values()]
 
     def _event(self, record: CycleRecord, deaths: list[Death]) -> CrashEvent:

@@ -92,26 +92,29 @@ def _joined(outputs: list[tuple[str, str]], kept: str) -> str:
     return "\n".join(f"# --- {name} ---\n{text.rstrip()}\n" for name, text in ordered)
 
 
-def core_stacks(core: Path, executable: str, accept: Accept, python_gdb: Path | None) -> Stacks:
+def core_stacks(
+    core: Path, executable: str, accept: Accept, python_gdb: Path | None, tools: Sequence[str] = ("pystack", "gdb")
+) -> Stacks:
     """Every thread of a core: pystack, else gdb."""
     pystack = _tool("pystack")
-    return _chain(
-        [
-            ("pystack", [pystack, "core", "--native", str(core), executable] if pystack else None, frames.pystack),
-            ("gdb", [*_gdb_args(python_gdb), executable, str(core)] if shutil.which("gdb") else None, frames.gdb),
-        ],
-        accept,
-    )
+    chain = [
+        ("pystack", [pystack, "core", "--native", str(core), executable] if pystack else None, frames.pystack),
+        ("gdb", [*_gdb_args(python_gdb), executable, str(core)] if shutil.which("gdb") else None, frames.gdb),
+    ]
+    return _chain([item for item in chain if item[0] in tools], accept)
 
 
-def live_stacks(pid: int, accept: Accept, python_gdb: Path | None) -> Stacks:
+def live_stacks(
+    pid: int, accept: Accept, python_gdb: Path | None, tools: Sequence[str] = ("pystack", "py-spy", "gdb")
+) -> Stacks:
     """Every thread (every interpreter) of a live process: pystack, else py-spy, else gdb."""
     pystack, spy = _tool("pystack"), _tool("py-spy")
-    return _chain(
-        [
-            ("pystack", [pystack, "remote", "--native", str(pid)] if pystack else None, frames.pystack),
-            ("py-spy", [spy, "dump", "--native", "--full-filenames", "--pid", str(pid)] if spy else None, frames.pyspy),
-            ("gdb", [*_gdb_args(python_gdb), "-p", str(pid)] if shutil.which("gdb") else None, frames.gdb),
-        ],
-        accept,
-    )
+    chain = [
+        ("pystack", [pystack, "remote", "--native", str(pid)] if pystack else None, frames.pystack),
+        ("py-spy", [spy, "dump", "--native", "--full-filenames", "--pid", str(pid)] if spy else None, frames.pyspy),
+        # --native cannot unwind some processes (a daemon hung in Py_FinalizeEx: UNW_EBADREG, or no thread at
+        # all); without it py-spy still names every Python frame, the app's line included.
+        ("py-spy", [spy, "dump", "--full-filenames", "--pid", str(pid)] if spy else None, frames.pyspy),
+        ("gdb", [*_gdb_args(python_gdb), "-p", str(pid)] if shutil.which("gdb") else None, frames.gdb),
+    ]
+    return _chain([item for item in chain if item[0] in tools], accept)

@@ -29,7 +29,7 @@ class Standing(str, enum.Enum):
 
 
 def is_clean_control(result: RunResult) -> bool:
-    return result.control and result.expected is Outcome.CLEAN
+    return result.control and result.expected == (Outcome.CLEAN,)
 
 
 def broken_slots(results: Iterable[RunResult]) -> list[BrokenSlot]:
@@ -53,7 +53,7 @@ def broken_slots(results: Iterable[RunResult]) -> list[BrokenSlot]:
 def standing(result: RunResult, broken: Sequence[BrokenSlot] = ()) -> Standing:
     if result.interrupted:
         return Standing.INTERRUPTED
-    if result.verdict is Outcome.UNSUPPORTED and result.expected is not Outcome.UNSUPPORTED:
+    if result.verdict is Outcome.UNSUPPORTED and Outcome.UNSUPPORTED not in result.expected:
         return Standing.NOT_APPLICABLE
     if any((b.cell, b.mechanism, b.layout) == result.slot for b in broken):
         return Standing.BROKEN
@@ -63,19 +63,22 @@ def standing(result: RunResult, broken: Sequence[BrokenSlot] = ()) -> Standing:
     return Standing.PASSED if result.matches else Standing.FAILED
 
 
-def expected_verdict(result: RunResult) -> Outcome | None:
+def expected_verdict(result: RunResult) -> tuple[Outcome, ...]:
     """What the run was held to: the baseline's verdict where it has one, else the scenario's."""
     if result.baseline is not None and result.baseline.expected is not None:
-        return result.baseline.expected
+        return (result.baseline.expected,)
     return result.expected
+
+
+def verdicts_text(verdicts: tuple[Outcome, ...]) -> str:
+    return " or ".join(v.value for v in verdicts) or "none"
 
 
 def failure_message(result: RunResult) -> str:
     base = result.baseline
     if base is not None and base.change:
         return f"{base.change}: verdict {result.verdict.value}, baseline {expected_verdict(result)} ({base.file})"
-    expected = result.expected.value if result.expected else "no expectation"
-    return f"verdict {result.verdict.value}, expected {expected}"
+    return f"verdict {result.verdict.value}, expected {verdicts_text(result.expected)}"
 
 
 def evidence_lines(result: RunResult, limit: int = 14) -> list[str]:

@@ -48,7 +48,7 @@ def violations(result: RunResult, cycles: Sequence[CycleRecord]) -> list[str]:
     if sum(rate.count for rate in result.rates) != trials:
         found.append(f"rates count {sum(r.count for r in result.rates)} reloads, not {trials}")
     expected = result.expected
-    if result.matches != (expected is not None and result.verdict is expected and not result.interrupted):
+    if result.matches != (result.verdict in expected and not result.interrupted):
         found.append(f"matches is {result.matches} for verdict {result.verdict.value}, expected {expected}")
     return found
 

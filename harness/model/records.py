@@ -255,7 +255,7 @@ class EngineInfo:
 @dataclass(frozen=True)
 class BaselineNote:
     file: str
-    expected: Outcome | None
+    expected: Outcome | None  # the baseline records one verdict per run
     change: str | None  # "regression", "fix", "new" or None
 
 
@@ -272,7 +272,7 @@ class RunResult:
     spec: RunSpec
     cell: CellInfo
     verdict: Outcome
-    expected: Outcome | None
+    expected: tuple[Outcome, ...]  # what the scenario expects here (one, or several it may show); () none
     matches: bool
     counts: dict[Outcome, int]
     cycles_requested: int

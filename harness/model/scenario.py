@@ -89,9 +89,10 @@ def difference(body: str, expected: str) -> str:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A verdict the scenario expects where every condition given holds."""
+    """The verdict (or verdicts, for a failure that shows itself as either) the scenario expects where every
+    condition given holds."""
 
-    verdict: Outcome
+    verdicts: tuple[Outcome, ...]
     mechanism: str | None = None
     layout: str | None = None
     python: str | None = None  # a version specifier, e.g. "<3" or ">=3.8,<3.13"
@@ -164,11 +165,16 @@ class Scenario:
         found = [e for e in self.expectations if e.matches(mechanism, layout, python, mod_wsgi)]
         return max(reversed(found), key=lambda e: e.specificity, default=None)
 
-    def probes_for(self, groups: Sequence[str]) -> list[tuple[str | None, Probe]]:
+    def probes_for(self, groups: Sequence[str]) -> list[tuple[str, Probe]]:
         """(group, probe) in sending order: a probe naming a group goes to that group alone, in the order
         written (so a sequence can alternate between groups); one naming none goes to every group."""
         if any(p.group for p in self.probes):
-            return [(p.group, p) for p in self.probes if p.group is None or p.group in groups]
+            return [
+                (group, p)
+                for p in self.probes
+                for group in (groups if p.group is None else [p.group])
+                if group in groups
+            ]
         return [(group, p) for group in groups for p in self.probes]
 
 
@@ -282,10 +288,13 @@ def _probe(reader: _Reader, raw: Any, index: int) -> Probe:
     )
 
 
-def _verdict(reader: _Reader, value: Any, where: str) -> Outcome:
-    if not isinstance(value, str) or value not in OUTCOME_NAMES:
-        raise reader.fail(where, f"is {_short(value)}", f"give one of: {', '.join(OUTCOME_NAMES)}")
-    return Outcome(value)
+def _verdicts(reader: _Reader, value: Any, where: str) -> tuple[Outcome, ...]:
+    """One verdict, or a list of them (a nondeterministic failure that shows itself as either)."""
+    items = value if isinstance(value, list) and value else [value]
+    for item in items:
+        if not isinstance(item, str) or item not in OUTCOME_NAMES:
+            raise reader.fail(where, f"is {_short(value)}", f"give one of (or a list of): {', '.join(OUTCOME_NAMES)}")
+    return tuple(dict.fromkeys(Outcome(item) for item in items))
 
 
 def _specifier(reader: _Reader, value: Any, where: str) -> str | None:
@@ -320,7 +329,7 @@ def _expectations(reader: _Reader, raw: Any) -> tuple[Expectation, ...]:
                 "is not a mechanism, a layout, mechanism@layout or case",
                 f"use 'default' or one of: {', '.join(known[1:])}",
             )
-        verdict = _verdict(reader, value, f"expect.{key}")
+        verdict = _verdicts(reader, value, f"expect.{key}")
         if key == "default":
             found.append(Expectation(verdict))
         elif at:
@@ -352,7 +361,7 @@ def _cases(reader: _Reader, raw: Any) -> list[Expectation]:
             raise reader.fail(f"{where}.layout", f"is {_short(layout)}", f"use one of: {', '.join(LAYOUT_NAMES)}")
         cases.append(
             Expectation(
-                _verdict(reader, item.get("verdict"), f"{where}.verdict"),
+                _verdicts(reader, item.get("verdict"), f"{where}.verdict"),
                 mechanism=mechanism,
                 layout=layout,
                 python=_specifier(reader, item.get("python"), f"{where}.python"),

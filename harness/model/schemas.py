@@ -40,7 +40,7 @@ def render(name: str) -> str:
 
 
 def shipped(name: str) -> dict[str, Any]:
-    data = json.loads(resources.files("harness.model").joinpath("schema", name).read_text())
+    data = json.loads(resources.files("harness.model").joinpath("schema").joinpath(name).read_text())
     assert isinstance(data, dict)
     return data
 

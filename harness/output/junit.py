@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.model.assessment import Standing, evidence_lines, failure_message, standing
+from harness.model.assessment import Standing, evidence_lines, failure_message, standing, verdicts_text
 from harness.model.records import RunResult, SessionRecord
 
 
@@ -42,7 +42,7 @@ def junit(record: SessionRecord, name: str) -> str:
         props = ET.SubElement(case, "properties")
         values = {
             "verdict": result.verdict.value,
-            "expected": result.expected.value if result.expected else "none",
+            "expected": verdicts_text(result.expected),
             "cycles": result.cycles_requested,
             "trials": result.trials,
             "stability": result.stability,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.engines.procs import signal_name
-from harness.model.assessment import Standing, evidence_lines, expected_verdict, standing
+from harness.model.assessment import Standing, evidence_lines, expected_verdict, standing, verdicts_text
 from harness.model.records import RunResult, SessionRecord
 
 EVENTS_PER_RUN = 3
@@ -58,7 +58,7 @@ def report(record: SessionRecord, title: str) -> str:
             r.mechanism,
             r.layout,
             r.verdict.value,
-            expected.value if expected else "none",
+            verdicts_text(expected),
             rates_text(r),
             cell_text(evidence[0]) if evidence else "",
         ]

@@ -91,7 +91,8 @@ class CycleRunner:
         if not before:
             why = Fired.SERVER_GONE if not engine.running() else Fired.NO_NEW_DAEMON
             confirmation = Confirmation(why, f"no process serving the app within {DAEMON_WAIT:.0f}s to reload")
-            return self._finish(index, Phase.RELOAD, log, confirmation, [], before, Timestamps())
+            return self._finish(index, Phase.RELOAD, log, confirmation, [], before, Timestamps(),
+                                no_reload="no process served the app when the reload was due")  # fmt: skip
         log.mark_trigger()  # lines before it still count for this cycle's outcome, not for confirmation
         sent = time.time()
         try:
@@ -172,6 +173,7 @@ class CycleRunner:
         dumps: Sequence[StackDump] = (),
         deaths: Sequence[Death] = (),
         cores: Sequence[CoreRecord] | None = None,
+        no_reload: str | None = None,
     ) -> CycleRecord:
         engine, memory = self.engine, self.memory
         stacks = list(dumps)
@@ -209,8 +211,8 @@ class CycleRunner:
             phase=phase,
             mechanism=self.mechanism,
             outcome=verdict.outcome,
-            trial=verdict.trial,
-            why_not_trial=verdict.why_not_trial,
+            trial=verdict.trial and no_reload is None,
+            why_not_trial=no_reload or verdict.why_not_trial,
             confirmation=confirmation,
             evidence=verdict.evidence,
             probes=tuple(probes),

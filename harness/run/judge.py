@@ -75,8 +75,8 @@ def decide(
     if confirmation.fired is Fired.STUCK:
         found.append(Outcome.HUNG)
         notes.append(f"reload stuck: {confirmation.detail}")
-    elif confirmation.fired in (Fired.NO_NEW_DAEMON, Fired.SERVER_GONE) and Outcome.CRASHED not in found:
-        found.append(Outcome.START_FAILED)  # (a crash explains a process that did not come back)
+    elif confirmation.fired in (Fired.NO_NEW_DAEMON, Fired.SERVER_GONE) and not _app_explains(found):
+        found.append(Outcome.START_FAILED)
         notes.append(f"reload failed: {confirmation.detail}")
     outcome = worst(found) if found else Outcome.CLEAN
     exception = first_exception(events, lines)
@@ -93,6 +93,11 @@ def decide(
         why = f"the reload did not happen ({confirmation.detail}); what the cycle shows came before it could"
         return Judgement(outcome, _evidence(outcome, events, lines, notes), False, why, exception)
     return Judgement(outcome, _evidence(outcome, events, lines, notes), True, None, exception)
+
+
+def _app_explains(found: Sequence[Outcome]) -> bool:
+    """A crash, or the app's own exception or exit, explains a process that did not come back."""
+    return any(o in (Outcome.CRASHED, Outcome.RAISED) for o in found)
 
 
 def _evidence(outcome: Outcome, events: Sequence[LogEvent], lines: Sequence[str], notes: list[str]) -> tuple[str, ...]:

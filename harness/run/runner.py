@@ -321,7 +321,7 @@ def _result(
     verdict = worst(outcomes)
     trials = [r.outcome for r in records if r.phase is Phase.RELOAD and r.trial]
     expectation = scenario.expected(spec.mechanism, spec.layout, cell.info.python, cell.info.mod_wsgi_version)
-    expected = expectation.verdict if expectation else None
+    expected = expectation.verdicts if expectation else ()
     evidence: dict[Outcome, tuple[str, ...]] = {}
     for record in records:
         if record.outcome is not Outcome.CLEAN and record.outcome not in evidence and record.evidence:
@@ -334,7 +334,7 @@ def _result(
         verdict=verdict,
         expected=expected,
         expected_note=expectation.note if expectation else "",
-        matches=expected is not None and verdict is expected and not interrupted,
+        matches=verdict in expected and not interrupted,
         counts=count(outcomes),
         cycles_requested=spec.cycles,
         cycles_recorded=len(records),

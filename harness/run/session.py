@@ -9,6 +9,7 @@ then stops its server in its own ``finally``, and the session record says it was
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -113,9 +114,13 @@ def load_scenario(spec: RunSpec, base: Path | None) -> Scenario:
 
 
 def folders(specs: Sequence[RunSpec]) -> dict[RunSpec, str]:
-    """Each run's folder in the session: its run id, under its cell's label when the session has several."""
-    labels = {s.cell.label for s in specs}
-    found = {s: (f"{s.cell.label}/{s.run_id}" if len(labels) > 1 else s.run_id) for s in specs}
+    """Each run's folder in the session: its run id, under its cell's label when one run id is run in
+    several cells (a matrix)."""
+    by_id: dict[str, set[str]] = {}
+    for spec in specs:
+        by_id.setdefault(spec.run_id, set()).add(spec.cell.label)
+    several = any(len(labels) > 1 for labels in by_id.values())
+    found = {s: (f"{s.cell.label}/{s.run_id}" if several else s.run_id) for s in specs}
     seen: dict[str, RunSpec] = {}
     for spec, folder in found.items():
         other = seen.setdefault(folder, spec)
@@ -155,6 +160,13 @@ def _install(
         if isinstance(installed, Unsupported):
             if installed.user_error:
                 raise HarnessError(f"{spec.scenario.name}: {installed.reason}")
+            for hand_in, path in zip(spec.hand_ins, hand_ins):
+                refused = requirements.refuses(cell.cell, path)
+                if refused is not None:
+                    raise HarnessError(
+                        f"{spec.scenario.name}: the hand-in package {hand_in.filename} is refused by pip "
+                        f"({refused[:200]}); hand in a working sdist, wheel or folder"
+                    )
             continue
         done[spec] = (installed,) if installed else ()
     return done
@@ -253,9 +265,10 @@ def _run_all(
                         future.cancel()
         except BaseException:
             ctx.stop.set()
+            with contextlib.suppress(HarnessError):  # the first error is the one to say (a full disk fails the rest)
+                write(time.time())
             raise
-        finally:
-            record = write(time.time())
+        record = write(time.time())
     return record
 
 

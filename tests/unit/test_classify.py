@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.classify import EventKind, classify, classify_line, parse_line
-from harness.outcome import Outcome
+from harness.engines.classify import classify, classify_line, effect, parse_line
+from harness.model.outcome import Outcome
+from harness.model.records import EventKind
+from tests.conftest import DATA
 
-from .conftest import REFERENCE
-
-CATALOGUES = sorted(REFERENCE.glob("mod_wsgi-*-log-messages.tsv"))
+CATALOGUES = sorted(DATA.glob("mod_wsgi-*-log-messages.tsv"))
 LEVELS = {
     "EMERG": "emerg",
     "ALERT": "alert",
@@ -118,9 +118,9 @@ def test_no_informational_line_implies_an_outcome(path: Path) -> None:
         if level in ("INFO", "DEBUG", "TRACE1"):
             event = classify_line(parse_line(line))
             if event is not None and event.kind is EventKind.SHUTDOWN_TIMEOUT:
-                assert event.effect is Outcome.HUNG
+                assert effect(event) is Outcome.HUNG
                 continue
-            assert event is None or event.effect is None, line
+            assert event is None or effect(event) is None, line
 
 
 @pytest.mark.parametrize("path", CATALOGUES, ids=lambda p: p.name.split("-")[1])
@@ -173,9 +173,9 @@ RECORDED = {
 
 @pytest.mark.parametrize("line", RECORDED)
 def test_recorded_lines(line: str) -> None:
-    kind, effect = RECORDED[line]
+    kind, outcome = RECORDED[line]
     (event,) = classify([line])
-    assert (event.kind, event.effect) == (kind, effect)
+    assert (event.kind, effect(event)) == (kind, outcome)
 
 
 def test_ordinary_lines_are_not_events() -> None:
@@ -188,3 +188,51 @@ def test_ordinary_lines_are_not_events() -> None:
         "Thread-less text that means nothing",
     ]
     assert list(classify(quiet)) == []
+
+
+def test_a_death_names_the_child_that_died_not_the_parent_that_logged_it() -> None:
+    """Deaths are matched by pid with what the harness saw at the source: the child's pid, not Apache's."""
+    (event,) = classify(
+        [
+            "[Wed Nov 25 00:17:22.956148 2026] [core:notice] [pid 3289:tid 3289] AH00051: child pid 3291 exit "
+            "signal Aborted (6), possible coredump in /tmp/x"
+        ]
+    )
+    assert (event.kind, event.pid, event.signal) == (EventKind.SIGNAL_DEATH, 3291, 6)
+
+
+@pytest.mark.parametrize(
+    ("line", "group"),
+    [
+        # 4.x/5.x wording (the catalogue's "Destroy interpreter '%s'.")
+        (
+            "[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] mod_wsgi (pid=7): Destroy interpreter 'app-a'.",
+            "app-a",
+        ),
+        # 6.x wording ("Destroying %s in %s.")
+        (
+            "[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] Destroying interpreter 'app-b' in process "
+            "'harness'.",
+            "app-b",
+        ),
+    ],
+)
+def test_interpreter_destruction_names_its_group(line: str, group: str) -> None:
+    """The order of these lines is the destroy order a shutdown crash depends on."""
+    (event,) = classify([line])
+    assert (event.kind, event.group, event.pid, effect(event)) == (EventKind.INTERPRETER_DESTROYED, group, 7, None)
+
+
+def test_destroying_every_interpreter_is_not_one_groups_destruction() -> None:
+    lines = [
+        "[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] mod_wsgi (pid=7): Destroying interpreters.",
+        "[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] Destroying Python sub-interpreters in harness.",
+    ]
+    assert list(classify(lines)) == []
+
+
+def test_a_raw_line_that_looks_like_apaches_words_is_not_read_as_apache() -> None:
+    """Apache-only rules need Apache's prefix: an app printing 'Shutdown requested' to stderr reloads nothing."""
+    assert list(classify(["Shutdown requested"])) == []
+    (event,) = classify(["[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] Shutdown requested 'harness'."])
+    assert event.kind is EventKind.RELOAD_REQUESTED

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.outcome import Outcome
-from harness.rates import reload_rates, stability, wilson_interval
+from harness.model.outcome import Outcome
+from harness.model.rates import Rate, reload_rates, stability, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,18 @@ def test_no_trials_says_nothing() -> None:
         wilson_interval(4, 3)
 
 
+def test_a_rate_over_no_trials_claims_nothing() -> None:
+    """A run stopped before any reload has a rate of 0 with the widest interval, not a division by zero."""
+    rate = Rate.of(Outcome.CRASHED, 0, 0)
+    assert (rate.rate, rate.ci95) == (0.0, (0.0, 1.0))
+
+
+def test_rate_of_rounds_and_carries_its_interval() -> None:
+    rate = Rate.of(Outcome.CRASHED, 1, 3)
+    assert rate.rate == 0.3333 and rate.ci95 == (round(wilson_interval(1, 3)[0], 4), round(wilson_interval(1, 3)[1], 4))
+    assert rate.short() == "crashed 1/3 (6%-79%)"
+
+
 def test_stability_labels() -> None:
     crash, clean = Outcome.CRASHED, Outcome.CLEAN
     assert stability([crash, crash, crash]) == "deterministic"
@@ -50,7 +62,13 @@ def test_stability_labels() -> None:
 
 
 def test_rates_cover_each_class_seen() -> None:
-    rates = reload_rates([Outcome.CRASHED, Outcome.CLEAN, Outcome.CRASHED, Outcome.CRASHED])
-    assert set(rates) == {"crashed", "clean"}
-    assert (rates["crashed"].count, rates["crashed"].trials) == (3, 4)
-    assert str(rates["clean"]).startswith("clean 1/4 (25%")
+    rates = {r.outcome: r for r in reload_rates([Outcome.CRASHED, Outcome.CLEAN, Outcome.CRASHED, Outcome.CRASHED])}
+    assert set(rates) == {Outcome.CRASHED, Outcome.CLEAN}
+    assert (rates[Outcome.CRASHED].count, rates[Outcome.CRASHED].trials) == (3, 4)
+    assert str(rates[Outcome.CLEAN]).startswith("clean 1/4 (25%")
+
+
+def test_rates_come_in_severity_order() -> None:
+    """Tables list classes in one order everywhere: the outcome order, not the order first seen."""
+    rates = reload_rates([Outcome.HUNG, Outcome.CLEAN, Outcome.RAISED])
+    assert [r.outcome for r in rates] == [Outcome.CLEAN, Outcome.RAISED, Outcome.HUNG]

@@ -8,11 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import scenario
 from harness.errors import HarnessError, ScenarioError
-from harness.outcome import Outcome
-
-from .conftest import harness
+from harness.model import scenario
+from harness.model.outcome import Outcome
+from tests.unit.cli import cli, nothing_starts
 
 GOOD = """
 description = "x"
@@ -37,7 +36,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_controls_load() -> None:
     loaded = {s.name: s for s in scenario.resolve("all")}
     assert {"hello", "segfault", "raise", "wrong", "block"} <= set(loaded)
-    assert loaded["segfault"].expected("sigusr1") is Outcome.CRASHED
+    expectation = loaded["segfault"].expected("sigusr1", "global")
+    assert expectation is not None and expectation.verdict is Outcome.CRASHED
     assert loaded["block"].probes[0].timeout == 2.0
 
 
@@ -71,11 +71,12 @@ def test_malformed_files_name_field_and_fix(tmp_path: Path, text: str, field: st
     assert "\n" not in message and "; " in message  # one line, with a fix after the problem
 
 
-def test_cli_reports_one_line_and_exit_2(tmp_path: Path) -> None:
+@pytest.mark.usefixtures(nothing_starts.__name__)
+def test_cli_reports_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, GOOD.replace('default = "clean"', 'default = "exploded"'))
-    done = harness("run", "--scenario", str(path), "--results", str(tmp_path / "results"))
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    done = cli(capsys, "run", "--scenario", str(path), "--results", str(tmp_path / "results"))
+    assert done.status == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and done.stdout == ""
     assert "expect.default" in done.stderr and str(path) in done.stderr
     assert not (tmp_path / "results").exists()  # nothing started, nothing written
 
@@ -89,9 +90,11 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path) -> None:
         ["run", "--cycles", "0"],
     ],
 )
-def test_cli_bad_selection_one_line(args: list[str]) -> None:
-    done = harness(*args)
-    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+@pytest.mark.usefixtures(nothing_starts.__name__)
+def test_cli_bad_selection_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    done = cli(capsys, *args, "--results", str(tmp_path / "results"))
+    assert done.status == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "results").exists()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -134,7 +137,103 @@ def test_most_specific_expectation_wins(tmp_path: Path) -> None:
         'two-groups-orphan = "clean"\nsigusr1 = "hung"\n"sigusr1@two-groups-orphan" = "raised"\n'
     )
     found = scenario.load(folder / "scenario.toml")
-    assert found.expected("sigterm", "two-groups") is Outcome.CRASHED
-    assert found.expected("sigterm", "two-groups-orphan") is Outcome.CLEAN
-    assert found.expected("sigusr1", "two-groups") is Outcome.HUNG
-    assert found.expected("sigusr1", "two-groups-orphan") is Outcome.RAISED
+
+    def verdict(mechanism: str, layout: str) -> Outcome | None:
+        expectation = found.expected(mechanism, layout)
+        return expectation.verdict if expectation else None
+
+    assert verdict("sigterm", "two-groups") is Outcome.CRASHED
+    assert verdict("sigterm", "two-groups-orphan") is Outcome.CLEAN
+    assert verdict("sigusr1", "two-groups") is Outcome.HUNG
+    assert verdict("sigusr1", "two-groups-orphan") is Outcome.RAISED
+
+
+def test_a_wrong_answer_says_what_differs() -> None:
+    probe = scenario.Probe("/", body_equals="hello from mod_wsgi\n")
+    assert probe.mismatch(200, "hello from mod_wsgi\n") is None
+    assert probe.mismatch(500, "hello from mod_wsgi\n") == "status 500, expected 200"
+    assert probe.mismatch(200, "hello from mod_wsgj\n") == (
+        "body differs at character 18: received 'hello from mod_wsgj\\n', expected 'hello from mod_wsgi\\n'"
+    )
+    assert scenario.Probe("/", body_contains="ok").mismatch(200, "not it") == "body 'not it' lacks 'ok'"
+    assert scenario.Probe("/", body_regex=r"^\d+$").mismatch(200, "x") == "body 'x' does not match /^\\d+$/"
+
+
+def test_a_long_body_is_shown_around_the_difference_not_whole() -> None:
+    """A 100 kB answer that differs at its end still shows the differing value, in a bounded message."""
+    expected = "a" * 100_000 + "expected-tail"
+    message = scenario.difference("a" * 100_000 + "received-tail", expected)
+    assert "at character 100000 from character" in message and "received-tail" in message
+    assert len(message) < 2 * scenario.SHOWN + 200
+
+
+def test_the_content_hash_follows_the_apps_files_but_not_caches(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    folder = path.parent
+    first = scenario.content_hash(folder)
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
+    assert scenario.content_hash(folder) == first
+    (folder / "app.wsgi").write_text("def application(e, s):\n    return []\n")
+    assert scenario.content_hash(folder) != first
+
+
+def test_local_requirements_become_absolute_paths(tmp_path: Path) -> None:
+    (tmp_path / "fixture").mkdir()
+    path = write(tmp_path, GOOD.replace("[app]\n", '[app]\nrequirements = ["./../fixture", "six==1.17.0"]\n'))
+    found = scenario.load(path)
+    assert found.pip_requirements() == (str((tmp_path / "fixture").resolve()), "six==1.17.0")
+
+
+@pytest.mark.parametrize(
+    ("requirement", "field"),
+    [
+        ("--index-url=http://evil", "app.requirements[0]"),
+        ("./../nowhere", "app.requirements[0]"),
+        ("", "app.requirements[0]"),
+    ],
+)
+def test_requirements_refuse_pip_options_and_missing_paths(tmp_path: Path, requirement: str, field: str) -> None:
+    path = write(tmp_path, GOOD.replace("[app]\n", f"[app]\nrequirements = [{requirement!r}]\n"))
+    with pytest.raises(ScenarioError) as caught:
+        scenario.load(path)
+    assert caught.value.field == field
+
+
+def test_two_scenarios_with_one_name_are_refused(tmp_path: Path) -> None:
+    """Their runs would share a folder: one would overwrite the other's results."""
+    first = write(tmp_path, 'name = "twin"\n' + GOOD)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "app.wsgi").write_text("")
+    (other / "scenario.toml").write_text('name = "twin"\n' + GOOD)
+    with pytest.raises(HarnessError, match="are both named 'twin'"):
+        scenario.resolve(f"{first},{other}")
+    assert [s.name for s in scenario.resolve(f"{first},{first.parent}")] == ["twin"]  # the same one twice: once
+
+
+def test_a_huge_or_binary_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "#" * scenario.MAX_FILE_BYTES)
+    with pytest.raises(HarnessError, match="more than a scenario file needs"):
+        scenario.load(path)
+    path.write_bytes(b"description = '\xff\xfe'\n")
+    with pytest.raises(ScenarioError) as caught:
+        scenario.load(path)
+    assert caught.value.field == "(file)" and "not UTF-8" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('"a\\nb" = 1\n' + GOOD, "a\\nb"),
+        (GOOD.replace("[app]\n", '[app]\n"x\\u2028y" = 1\n'), "app.x\\u2028y"),
+        (GOOD + '"\\u0085sigusr1" = "clean"\n', "expect.\\x85sigusr1"),
+        (GOOD.replace('path = "/"', "path = \"/\"\nbody_regex = '[z-\\na]'"), "probe[0].body_regex"),
+    ],
+)
+def test_line_breaks_from_the_file_are_escaped_in_the_message(tmp_path: Path, text: str, field: str) -> None:
+    """A quoted TOML key (or a regex's own error) can hold a line break; the message stays one line."""
+    with pytest.raises(ScenarioError) as caught:
+        scenario.load(write(tmp_path, text))
+    message = str(caught.value)
+    assert caught.value.field == field and len(message.splitlines()) == 1, message

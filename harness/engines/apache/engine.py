@@ -20,6 +20,7 @@ from packaging.version import Version
 from harness.engines.apache import http
 from harness.engines.apache.server import SHUTDOWN_TIMEOUT, ApacheServer, ServerPlan
 from harness.engines.base import CycleLog, EngineSetup, ProbeTarget, Waiter
+from harness.engines.classify import parse_line
 from harness.engines.logtail import LogTail
 from harness.engines.procs import DeathWatch
 from harness.model.layouts import GLOBAL
@@ -28,6 +29,7 @@ from harness.model.records import Confirmation, Death, EngineInfo, EventKind, Fi
 
 AFTER_REQUEST_CONFIRM = 8.0  # a reload that fires on the next request: its proof comes within this
 STOP_DUMP_AFTER = 1.5  # a process still there this long after the stop request gets its stacks dumped
+PRELOAD_WAIT = 10.0  # a fresh daemon's preload of the app (a Pylons app on 2.7 takes about a second)
 
 
 class ApacheEngine:
@@ -36,6 +38,7 @@ class ApacheEngine:
         self.mechanism = mechanism
         self.tail = LogTail(server.error_log, mirror=mirror)
         self.deaths = DeathWatch()
+        self._loaded: set[int] = set()  # processes seen to have loaded the app's script
 
     @property
     def app_dir(self) -> Path:
@@ -86,10 +89,15 @@ class ApacheEngine:
         return pids
 
     def ready(self, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
-        if self.mechanism.embedded:
-            return self.serving_pids()
-        waiter.until(lambda: bool(self.server.daemon_pids()) or not self.server.running(), timeout, log.read)
-        return self.serving_pids()
+        """Something serves the app, and a daemon that preloads it has done so: a reload triggered while a
+        fresh daemon is still loading the script would be taken for the load itself (the script's mtime
+        read after a touch counts as unchanged)."""
+        server = self.server
+        waiter.until(lambda: bool(server.request_pids()) or not server.running(), timeout, log.read)
+        pids = self.serving_pids()
+        if self.server.plan.preload and not self.mechanism.embedded:
+            waiter.until(lambda: pids <= self._loaded or not server.running(), PRELOAD_WAIT, log.read)
+        return pids
 
     def trigger(self, cycle: int) -> None:
         self.mechanism.trigger(self.server)
@@ -143,7 +151,14 @@ class ApacheEngine:
         return results
 
     def read_log(self, final: bool = False) -> list[str]:
-        return self.tail.flush() if final else self.tail.read()
+        lines = self.tail.flush() if final else self.tail.read()
+        script = f"'{self.server.script}'"
+        for line in lines:
+            if script in line and "WSGI script" in line:
+                parsed = parse_line(line)
+                if parsed.pid is not None:
+                    self._loaded.add(parsed.pid)
+        return lines
 
     def _watch_children(self) -> None:
         self.deaths.watch(child.pid for child in self.server.children())

@@ -1,5 +1,7 @@
-"""The harness stops what it starts: Ctrl-C stops every server and keeps finished cycles; after
-SIGKILL, 'clean' removes what the killed run left, and cycles.jsonl still parses."""
+"""The harness stops what it starts: Ctrl-C (or SIGTERM) stops every server, keeps the finished cycles and
+marks every run interrupted (never passed); after SIGKILL, 'clean' (or the next run) removes what the
+killed run left, and cycles.jsonl still parses line by line; an Apache parent killed from outside ends
+its run at once as a harness error, not the app's doing."""
 
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import REPO, harness, require_apache, server_processes_under, session_summary
+from harness.model.outcome import Outcome
+from harness.model.records import CycleRecord, Phase
+from tests.conftest import REPO, cycles, harness, require_apache, server_processes_under, session_record
 
 pytestmark = pytest.mark.live
 
 
 def start(results: Path, *args: str) -> subprocess.Popen[str]:
+    """`harness run` in the background, without added controls (each test names every run it expects)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--results", str(results), *args],
+        [sys.executable, "-m", "harness", "run", "--results", str(results), "--no-controls", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -42,10 +47,11 @@ def wait_for_cycles(results: Path, count: int, runs: int = 1, timeout: float = 1
 
 
 def parse_all(files: list[Path]) -> int:
+    """Every line of every cycles file is one whole, valid cycle record; returns how many there are."""
     lines = 0
     for path in files:
         for line in path.read_text().splitlines():
-            json.loads(line)  # every line a whole record
+            CycleRecord.from_json(json.loads(line), path)
             lines += 1
     return lines
 
@@ -74,10 +80,12 @@ def test_next_run_cleans_what_a_killed_one_left(tmp_path: Path, private_runtime:
     proc.wait(timeout=10)
     assert server_processes_under(private_runtime)
     done = harness(
-        "run", "--scenario", "hello", "--mechanism", "sigint", "--cycles", "1", "--results", str(tmp_path / "b")
-    )
+        "run", "--scenario", "hello", "--mechanism", "sigint", "--cycles", "1", "--no-controls",
+        "--results", str(tmp_path / "b"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert server_processes_under(private_runtime) == []
+    assert list(private_runtime.iterdir()) == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -87,45 +95,65 @@ def test_interrupt_stops_servers_and_keeps_results(tmp_path: Path, private_runti
     files = wait_for_cycles(tmp_path, 2, runs=2)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted:")
     assert "Traceback" not in stderr
     assert server_processes_under(private_runtime) == []
+    assert list(private_runtime.iterdir()) == []
     assert parse_all(files) >= 4
-    (session,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    summary = json.loads((session / "summary.json").read_text())
-    assert {r["interrupted"] for r in summary["runs"]} == {True}
-    assert not any(r["matches"] for r in summary["runs"])  # an interrupted run never passes
+    record = session_record(tmp_path)
+    assert record.interrupted and record.finished is not None
+    assert {r.scenario for r in record.runs} == {"hello", "wrong"}
+    for run in record.runs:
+        assert run.interrupted and not run.matches, run.run  # an interrupted run never passes
+        assert run.cycles_recorded == len(cycles(tmp_path, run.folder)) >= 2
+        assert run.cycles_recorded < 40 + 2 and run.stop_outcome is None  # it never got to its own stop
+        assert any(line.startswith("interrupted after") for line in run.not_run), run.not_run
 
 
 def test_apache_parent_killed_from_outside_ends_the_run_clearly(tmp_path: Path, private_runtime: Path) -> None:
     """Someone kills the Apache parent mid-run: the run stops at once with one line saying so, the
     verdict is a harness error (not the app's doing), nothing is left running and the cycles parse."""
     require_apache()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--scenario", "hello", "--mechanism", "sigusr1",
-         "--cycles", "30", "--results", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start(tmp_path, "--scenario", "hello", "--mechanism", "sigusr1", "--cycles", "30")
     parent = None
     deadline = time.monotonic() + 60
     while parent is None and time.monotonic() < deadline:
         time.sleep(0.5)
         parent = _apache_parent(proc.pid)
     assert parent is not None, "no server came up"
-    time.sleep(4)  # a few cycles in
+    wait_for_cycles(tmp_path, 3)  # a few cycles in
     started = time.monotonic()
     parent.kill()
     _out, err = proc.communicate(timeout=120)
     assert time.monotonic() - started < 20  # it stops, rather than waiting out 30 cycles
     assert proc.returncode == 1, err
-    (run,) = session_summary(tmp_path)["runs"]
-    assert run["verdict"] == "harness-error"
-    assert "the Apache parent exited (killed by SIGKILL)" in run["reason"]
-    assert "stopped from outside the harness" in run["reason"]
+    assert "Traceback" not in err, err
+    (run,) = session_record(tmp_path).runs
+    assert run.verdict is Outcome.HARNESS_ERROR and not run.interrupted
+    assert run.reason is not None
+    assert "the Apache parent exited (killed by SIGKILL)" in run.reason
+    assert "stopped from outside the harness" in run.reason
+    assert any("and the stop not run" in line for line in run.not_run), run.not_run
     assert server_processes_under(private_runtime) == []
-    records = [json.loads(line) for line in next(tmp_path.glob("*/*/cycles.jsonl")).read_text().splitlines()]
-    assert records and records[0]["phase"] == "load"
+    assert list(private_runtime.iterdir()) == []
+    records = cycles(tmp_path, run.folder)
+    assert records and records[0].phase is Phase.LOAD and records[0].outcome is Outcome.CLEAN
+    last = records[-1]  # the cycle the parent was found gone in: no trial, the reason as its evidence
+    assert last.outcome is Outcome.HARNESS_ERROR and not last.trial and last.evidence[0] == run.reason
+    assert run.stop_outcome is None
+    # Every cycle before the kill was clean. The cycle the kill landed in (when it landed mid-cycle) says
+    # nothing about the app either, but the harness still blames it on the app: reported harness bug, see
+    # the xfail reason.
+    before_kill = records[:-1]
+    assert all(r.outcome is Outcome.CLEAN for r in before_kill[:-1]), [r.outcome.value for r in records]
+    in_progress = before_kill[-1]
+    if in_progress.outcome is not Outcome.CLEAN:
+        pytest.xfail(
+            "harness bug: the cycle in progress when the Apache parent was killed from outside is "
+            f"{in_progress.outcome.value} (trial={in_progress.trial}: {in_progress.evidence[:1]}), counted "
+            f"against the app (stability '{run.stability}'), though the kill was not the app's doing"
+        )
 
 
 def _apache_parent(harness_pid: int) -> psutil.Process | None:

@@ -3,8 +3,10 @@ in shutdown, and 100 runs with a fault injected at a random moment. After each: 
 left running, every result file written so far parses, and (where the user is told) one line on stderr
 says what happened, never a traceback.
 
-Faults not repeated here (see test_live_interrupts.py, test_live_failures.py): SIGINT/SIGTERM/SIGKILL of
-the harness at a chosen moment, the Apache parent killed mid-run, a port taken before bind.
+No run may end with exit status 3 (a result that contradicts its own cycles: a harness bug).
+
+Faults not repeated here (see test_interrupts.py, test_failures.py): SIGINT/SIGTERM/SIGKILL of the harness
+at a chosen moment, the Apache parent killed mid-run, a port taken before bind.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
-from .conftest import REPO, require_apache, run_once
+from harness.model.outcome import Outcome
+from harness.model.records import CycleRecord, Phase
+from tests.conftest import REPO, cycles, require_apache, run_once, session_dir, session_record
 
 pytestmark = pytest.mark.live
 SHUTDOWN_HANG = REPO / "tests" / "data" / "scenarios" / "shutdown_hang"
@@ -89,8 +92,13 @@ def unparseable(results: Path) -> list[str]:
     return bad
 
 
-def cycle_records(results: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in results.rglob("cycles.jsonl") for line in path.read_text().splitlines()]
+def cycle_records(results: Path) -> list[CycleRecord]:
+    """Every cycle record under results, read back as a typed record."""
+    return [
+        CycleRecord.from_json(json.loads(line), path)
+        for path in sorted(results.rglob("cycles.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
 
 
 def one_line_error(stderr: str) -> str:
@@ -146,7 +154,7 @@ def assert_not_mounted(path: Path) -> None:
 def test_disk_fills_with_cycle_records(tmp_path: Path, private_runtime: Path) -> None:
     """Cycle records fill the disk (the driver writes nothing else while it runs): one line naming the
     file and 'No space left', exit 2, every line already in cycles.jsonl whole (write(2) on a full
-    disk stores part of a line before failing: results.append_jsonl cuts it back), nothing left."""
+    disk stores part of a line before failing: storage.append_jsonl cuts it back), nothing left."""
     require_apache()
     require_mount()
     since = time.time()
@@ -275,22 +283,21 @@ def test_daemon_hanging_in_shutdown(tmp_path: Path, private_runtime: Path) -> No
     assert stray_processes([private_runtime], since) == []
     assert no_server_roots(private_runtime) == []
     assert unparseable(tmp_path) == []
-    (session,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    (run,) = json.loads((session / "summary.json").read_text())["runs"]
-    records = cycle_records(tmp_path)
-    assert [r["phase"] for r in records] == ["load", "reload", "stop"]
-    assert records[1]["outcome"] == "clean", records[1]["evidence"]  # the first daemon exits normally
+    (run,) = session_record(tmp_path).runs
+    records = cycles(tmp_path, run.folder)
+    assert [r.phase for r in records] == [Phase.LOAD, Phase.RELOAD, Phase.STOP]
+    assert records[1].outcome is Outcome.CLEAN and records[1].trial, records[1].evidence  # the first daemon exits
     stop = records[-1]
     where = f"app.wsgi:{_blocking_line()}"
-    (dump,) = stop["stacks"]
-    assert dump["pid"] in stop["daemon_pids_before"]
-    assert any(where in frame for frame in dump["app_frames"]), dump
-    text = (session / run["run"] / dump["file"]).read_text()
+    (dump,) = stop.stacks
+    assert dump.pid in stop.pids_before and dump.cycle == stop.cycle
+    assert any(where in frame for frame in dump.app_frames), dump
+    text = (session_dir(tmp_path) / run.folder / dump.file).read_text()
     assert "still running" in text and where in text and "_never_finish" in text
-    assert {h["cycle"] for h in run["hangs"]} == {stop["cycle"]} and where in run["hangs"][0]["app_frames"][0]
-    assert stop["outcome"] == "hung", stop["evidence"]
-    assert run["stop_outcome"] == "hung" and run["verdict"] == "hung" and run["matches"]
-    assert any("Shutdown timeout expired" in line or "SIGKILL" in line for line in stop["evidence"]), stop["evidence"]
+    assert run.hangs == (dump,) and where in run.hangs[0].app_frames[0]
+    assert stop.outcome is Outcome.HUNG, stop.evidence
+    assert run.stop_outcome is Outcome.HUNG and run.verdict is Outcome.HUNG and run.matches
+    assert any("Shutdown timeout expired" in line or "SIGKILL" in line for line in stop.evidence), stop.evidence
 
 
 # --- 4. 100 runs, one fault each at a random moment ---------------------------------------------------
@@ -384,6 +391,7 @@ def _inject(job: Job, proc: subprocess.Popen[str], runtime: Path) -> None:
 def _run_job(job: Job, runtime: Path, results: Path) -> None:
     env = {**os.environ, "MOD_WSGI_HARNESS_RUNTIME": str(runtime)}
     args = ["--scenario", "hello", "--cycles", str(job.cycles), "--results", str(results), "--jobs", "1"]
+    args += ["--no-controls"]  # one run per invocation: the delays above are measured for one
     args += ["--mechanism", "sigusr1" if job.apache else "interpreter-cycle"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", *args],
@@ -471,4 +479,5 @@ def test_hundred_runs_with_a_random_fault(
     record_testsuite_property("fault_runs.faults_injected", json.dumps(dict(injected)))
     details = [f"{job.describe()} -> {job.injected}: {job.stray + job.bad}" for job in jobs if job.stray or job.bad]
     assert not [job.describe() for job in jobs if job.hung], "a harness run did not end"
+    assert not [job.describe() for job in jobs if job.returncode == 3], "a result contradicted itself"
     assert stray == 0 and bad == 0, "\n".join(details)
