@@ -26,7 +26,7 @@ from harness import storage
 from harness.cells import handins
 from harness.commands import common, options
 from harness.errors import HarnessError
-from harness.model import layouts, mechanisms, serial
+from harness.model import layouts, mechanisms
 from harness.model import scenario as scenarios
 from harness.model.outcome import Outcome
 from harness.model.records import RunResult, SessionRecord
@@ -268,7 +268,8 @@ def _digest(folder: Path) -> str:
         result = RunResult.from_json(json.loads((folder / "summary.json").read_text()), folder)
     except (OSError, ValueError, HarnessError):
         return "(no summary)"
-    lines = [f"verdict {result.verdict.value}, {result.trials} reload trials"]
+    lines = [f"verdict {result.verdict.value}, {result.trials} reload trials, cell {result.cell.label}"]
     for outcome, evidence in result.evidence.items():
         lines.append(f"{outcome.value}: " + " | ".join(evidence[:3]))
-    return "\n".join(lines) + "\n" + json.dumps(serial.dump(result.cell), indent=1)
+    lines += [f"signature: {s.signature} ({s.crashes} crashes)" for s in result.signatures]
+    return "\n".join(lines)

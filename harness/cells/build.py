@@ -205,7 +205,9 @@ def _build(
             f"mod_wsgi {mod_wsgi} does not build for Python {python.version} with Apache {apache.version}: "
             f"{done.last_line()}",
             "\n".join(log),
-            user_error=requirement_exists_nowhere(done.output, pip_requirement(mod_wsgi)),
+            user_error=requirement_exists_nowhere(
+                done.output, pip_requirement(mod_wsgi), pip_tells_ignored(env_dir / "bin" / "python")
+            ),
         )
     if not (env_dir / "bin" / "mod_wsgi-express").exists():
         return Unsupported(f"mod_wsgi {mod_wsgi} installed no mod_wsgi-express", "\n".join(log))
@@ -215,9 +217,23 @@ def _build(
     return version
 
 
-def requirement_exists_nowhere(pip_output: str, requirement: str) -> bool:
+def pip_tells_ignored(env_python: Path) -> bool:
+    """Whether this environment's pip (21.2 and later) names the releases it skipped for needing another
+    Python; an older one (Python 2.7's, 3.6's) hides them, so its "no matching distribution" may be a
+    limit of the cell rather than a name that exists nowhere."""
+    done = proc.run([str(env_python), "-m", "pip", "--version"], timeout=60)
+    found = re.match(r"pip (\S+)", done.stdout)
+    try:
+        return found is not None and Version(found[1]) >= Version("21.2")
+    except InvalidVersion:
+        return False
+
+
+def requirement_exists_nowhere(pip_output: str, requirement: str, pip_tells: bool = True) -> bool:
     """pip found no version of the requirement for any Python: the user's input, not the cell's limit.
-    (pip lists versions it ignored for needing another Python; a release it lists exists.)"""
+    (A recent pip lists the versions it ignored for needing another Python; a release it lists exists.)"""
+    if not pip_tells:
+        return False
     if "No matching distribution found" not in pip_output and "Could not find a version" not in pip_output:
         return False
     wanted = re.split(r"==", requirement, maxsplit=1)[1].strip() if "==" in requirement else None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import proc
-from harness.cells.build import BUILD_TIMEOUT, Cell, Unsupported, requirement_exists_nowhere
+from harness.cells.build import BUILD_TIMEOUT, Cell, Unsupported, pip_tells_ignored, requirement_exists_nowhere
 from harness.cells.cache import locked
 
 _BUILD_LEFTOVERS = {"build", "dist", "__pycache__"}
@@ -59,7 +59,10 @@ def install(cell: Cell, requirements: Sequence[str]) -> Path | Unsupported | Non
             timeout=BUILD_TIMEOUT,
         )
         if not done.ok:
-            nowhere = any(requirement_exists_nowhere(done.output, r) for r in requirements if not r.startswith("/"))
+            tells = pip_tells_ignored(cell.env_python)
+            nowhere = any(
+                requirement_exists_nowhere(done.output, r, tells) for r in requirements if not r.startswith("/")
+            )
             if nowhere:
                 reason = (f"a requirement of {', '.join(requirements)} exists on no package index pip can reach "
                           f"({done.last_line()}); check its name and version")  # fmt: skip

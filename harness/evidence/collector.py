@@ -161,7 +161,7 @@ class RunEvidence:
     def _event(self, record: CycleRecord, deaths: list[Death]) -> CrashEvent:
         pid, number = deaths[0].pid, deaths[0].signal
         sources = tuple(dict.fromkeys(d.source for d in deaths))
-        log_line = next((d.line for d in deaths if d.source is DeathSource.LOG), None)
+        log_line = next((d.line for d in deaths if d.source is DeathSource.LOG), deaths[0].line or None)
         core = self.kept.get(pid)
         abort = next((e.line for e in record.events if e.kind in (EventKind.NATIVE_ABORT, EventKind.FATAL_ERROR)), None)
         if core is None:

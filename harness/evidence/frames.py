@@ -75,16 +75,31 @@ def pystack(text: str) -> list[Thread]:
 
 _GDB_THREAD = re.compile(r"^Thread (\d+) \(.*?(?:LWP (\d+))?\)\)?:")
 _GDB_FRAME = re.compile(
-    r"^#\d+\s+(?:0x[0-9a-f]+ in )?(?P<function>\S+|<signal handler called>)"
+    r"^#\d+\s+(?:0x(?P<address>[0-9a-f]+) in )?(?P<function>\S+|<signal handler called>)"
     r"(?: \(.*?\))?(?: at (?P<file>\S+?):(?P<line>\d+))?(?: from (?P<obj>\S+))?\s*$"
 )
 _GDB_PYTHON = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
 _GDB_CURRENT = re.compile(r"^\[Current thread is \d+ \(.*?LWP (\d+)\)\)\]")
 
 
+_GDB_LIBRARY = re.compile(r"^(?:0x([0-9a-f]+))\s+(?:0x([0-9a-f]+))\s+\S+\s+(?:\(\*\)\s+)?(/\S+)\s*$")
+
+
+def _libraries(text: str) -> list[tuple[int, int, str]]:
+    """`info sharedlibrary`: (from, to, path) of each object's text, to name the object of a frame gdb names
+    only by its source file (an extension built with debug info)."""
+    found = []
+    for line in text.splitlines():
+        match = _GDB_LIBRARY.match(line.strip())
+        if match:
+            found.append((int(match[1], 16), int(match[2], 16), match[3]))
+    return found
+
+
 def gdb(text: str) -> list[Thread]:
     """`thread apply all bt` (+ `thread apply all py-bt`) output: C frames innermost first, and the Python
     frames py-bt printed for the same thread after them (also innermost first)."""
+    libraries = _libraries(text)
     by_lwp: dict[int, Thread] = {}
     order: list[Thread] = []
     current_lwp = None
@@ -106,16 +121,17 @@ def gdb(text: str) -> list[Thread]:
             continue
         frame = _GDB_FRAME.match(line)
         if frame and line.startswith("#"):
-            function = frame["function"]
-            thread.frames.append(Frame("C", function, frame["file"] or "", int(frame["line"] or 0), frame["obj"] or ""))
+            obj = frame["obj"] or ""
+            if not obj and frame["address"]:
+                address = int(frame["address"], 16)
+                obj = next((path for low, high, path in libraries if low <= address < high), "")
+            thread.frames.append(Frame("C", frame["function"], frame["file"] or "", int(frame["line"] or 0), obj))
             continue
         python = _GDB_PYTHON.match(line)
         if python:
             thread.frames.append(Frame("Python", python["function"], python["file"], int(python["line"])))
     for thread in order:
         thread.current = thread.ident == current_lwp
-        # py-bt lists Python frames innermost first after the C stack: put them where they run, which
-        # for a crash summary means "the Python frames of this thread", order among them kept.
     return order
 
 

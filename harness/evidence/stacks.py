@@ -53,7 +53,7 @@ def _gdb_args(python_gdb: Path | None) -> list[str]:
     args += ["-ex", "thread apply all bt"]
     if python_gdb is not None:
         args += ["-ex", "thread apply all py-bt"]
-    return args
+    return [*args, "-ex", "info sharedlibrary"]
 
 
 Accept = Callable[[list[Thread]], str | None]  # why these threads are not enough, or None

@@ -77,7 +77,8 @@ def verdicts_text(verdicts: tuple[Outcome, ...]) -> str:
 def failure_message(result: RunResult) -> str:
     base = result.baseline
     if base is not None and base.change:
-        return f"{base.change}: verdict {result.verdict.value}, baseline {expected_verdict(result)} ({base.file})"
+        expected = verdicts_text(expected_verdict(result))
+        return f"{base.change}: verdict {result.verdict.value}, baseline {expected} ({base.file})"
     return f"verdict {result.verdict.value}, expected {verdicts_text(result.expected)}"
 
 

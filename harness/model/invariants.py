@@ -49,7 +49,8 @@ def violations(result: RunResult, cycles: Sequence[CycleRecord]) -> list[str]:
         found.append(f"rates count {sum(r.count for r in result.rates)} reloads, not {trials}")
     expected = result.expected
     if result.matches != (result.verdict in expected and not result.interrupted):
-        found.append(f"matches is {result.matches} for verdict {result.verdict.value}, expected {expected}")
+        shown = " or ".join(v.value for v in expected) or "none"
+        found.append(f"matches is {result.matches} for verdict {result.verdict.value}, expected {shown}")
     return found
 
 

@@ -1,28 +1,31 @@
-"""The version matrix against live servers: real cells built from the interpreters on this machine,
-unsupported cells recorded with their reason, a second run that compiles nothing, a resumed matrix,
-the merged report seen in headless Chromium, bisect, and tox handing a 2.7 cell to the harness."""
+"""The version matrix against live servers: real cells built from the interpreters on this machine (all of
+them side by side in one session), unsupported cells recorded with their reason, a second run that
+compiles nothing, a resumed matrix, shards that merge into the unsharded table, the grid report seen in
+headless Chromium, bisect, and tox handing a 2.7 cell to the harness."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, harness, require_apache
+from harness.cells import interpreters
+from harness.model.outcome import POLICY, Outcome
+from harness.model.records import SessionRecord
+from harness.output import report
+from tests.conftest import DATA, REPO, harness, require_apache, session_record
 
 pytestmark = pytest.mark.live
 MUST_HAVE = [("2.7", "4.9.4"), ("3.8", "4.9.4"), ("3.8", "5.0.2"), ("3.11", "5.0.2"), ("3.11", "6.1.1"),
              ("3.12", "6.1.1"), ("3.13", "6.1.1")]  # fmt: skip
 IMPOSSIBLE = [("2.7", "5.0.2"), ("2.7", "6.1.1"), ("3.8", "6.1.1")]
 PYTHONS = "2.7,3.8,/usr/bin/python3.11,3.12,3.13"
-FIXTURES = Path(__file__).parent / "data" / "scenarios"
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +33,7 @@ def _apache() -> None:
     require_apache()
 
 
-def _need_interpreters() -> None:
-    from harness import interpreters
-
+def need_interpreters() -> None:
     found = {".".join(p.version.split(".")[:2]) for p in interpreters.discover()}
     missing = {"2.7", "3.8", "3.12", "3.13"} - found
     if missing:
@@ -47,91 +48,119 @@ def _matrix(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return harness(*args, "--results", str(results), *extra, timeout=2400)
 
 
-def _cells(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    record = json.loads((folder / "matrix.json").read_text())
-    found = {}
-    for label, cell in record["cells"].items():
-        python, mod_wsgi = re.fullmatch(r"py(\d+\.\d+)\.\d+-modwsgi(.+)", label).groups()  # type: ignore[union-attr]
-        found[(python, mod_wsgi)] = {"label": label, **cell}
-    return found
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class Twice:
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    folders: list[Path]
+
+    def record(self, index: int) -> SessionRecord:
+        return session_record_of(self.folders[index])
+
+
+def session_record_of(folder: Path) -> SessionRecord:
+    import json
+
+    return SessionRecord.from_json(json.loads((folder / "summary.json").read_text()), folder)
 
 
 @pytest.fixture(scope="module")
-def matrix_twice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The issue's default cells with the clean and crash controls, run twice."""
+def matrix_twice(tmp_path_factory: pytest.TempPathFactory) -> Twice:
+    """The default cells with the clean and crash controls, run twice."""
     require_apache()
-    _need_interpreters()
+    need_interpreters()
     results = tmp_path_factory.mktemp("matrix")
     first = _matrix(results, "--python", PYTHONS)
     second = _matrix(results, "--python", PYTHONS)
-    folders = sorted(results.glob("matrix-*"))
-    return {"first": first, "second": second, "folders": folders}
+    return Twice(first, second, sorted(results.glob("matrix-*")))
 
 
-def test_every_valid_cell_gives_the_controls_verdicts(matrix_twice: dict[str, Any]) -> None:
-    first = matrix_twice["first"]
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    folder = matrix_twice["folders"][0]
-    cells = _cells(folder)
+def test_every_valid_cell_gives_the_controls_verdicts(matrix_twice: Twice) -> None:
+    assert matrix_twice.first.returncode == 0, matrix_twice.first.stdout[-3000:] + matrix_twice.first.stderr[-3000:]
+    record = matrix_twice.record(0)
+    cells = {(_minor(c.cell.python), c.cell.mod_wsgi or ""): c for c in record.cells if c.cell}
+    runs = {(_minor(r.cell.python), r.cell.mod_wsgi or "", r.scenario): r for r in record.runs}
     for key in MUST_HAVE:
-        assert cells[key]["status"] == "ok", (key, cells[key])
-        session = folder / cells[key]["label"]
-        verdicts = {
-            run["scenario"]: run["verdict"] for run in json.loads((session / "summary.json").read_text())["runs"]
-        }
-        assert verdicts == {"hello": "clean", "segfault": "crashed"}, key
+        assert cells[key].status == "ok", (key, cells[key])
+        assert runs[(*key, "hello")].verdict is Outcome.CLEAN and runs[(*key, "segfault")].verdict is Outcome.CRASHED
     for key in IMPOSSIBLE:
         cell = cells[key]
-        assert cell["status"] == "unsupported" and f"mod_wsgi {key[1]}" in cell["reason"], cell
-        build_log = folder / cell["label"] / "hello.sigusr1.global" / "build.log"
+        assert cell.status == "unsupported" and cell.reason and f"mod_wsgi {key[1]}" in cell.reason, cell
+        run = runs[(*key, "hello")]
+        assert run.verdict is Outcome.UNSUPPORTED
+        build_log = matrix_twice.folders[0] / run.folder / "build.log"
         assert build_log.is_file() and build_log.read_text().strip()
 
 
-def test_second_run_compiles_nothing(matrix_twice: dict[str, Any]) -> None:
-    second = matrix_twice["second"]
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "compilations: 0 " in second.stdout
-    record = json.loads((matrix_twice["folders"][1] / "matrix.json").read_text())
-    assert record["compilations"] == 0 and len(record["cells"]) == 15
+def test_second_run_compiles_nothing(matrix_twice: Twice) -> None:
+    assert matrix_twice.second.returncode == 0, matrix_twice.second.stderr[-3000:]
+    assert "compilations: 0 " in matrix_twice.second.stdout
+    record = matrix_twice.record(1)
+    assert record.compilations == 0 and len(record.cells) == 15
 
 
-def test_report_heatmap_in_headless_chromium(matrix_twice: dict[str, Any], tmp_path: Path) -> None:
-    """Both matrices merged; the page is rendered by Chromium and the PNG shows the verdict colours."""
+def test_grid_report_in_headless_chromium(matrix_twice: Twice, tmp_path: Path) -> None:
+    """Both matrices merged into grids (Python down, mod_wsgi across); Chromium draws them at full size."""
     from PIL import Image
-
-    from harness import report
 
     if report.chromium() is None:
         pytest.fail("Chromium is not installed (apt-get install chromium); .ci/setup installs it")
-    done = harness("report", *map(str, matrix_twice["folders"]), "--out", str(tmp_path))
+    done = harness("report", *map(str, matrix_twice.folders), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "report.html").read_text()
-    assert page.count('class="run"') == 30  # 2 runs x 15 cells, the newer of each duplicate kept
-    assert "Python 2.7.18 / mod_wsgi 4.9.4" in (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## hello / sigusr1 / global" in markdown and "| Python | 4.9.4 | 5.0.2 | 6.1.1 |" in markdown
+    assert re.search(r"\| 3\.8\.\d+ \| \[clean 1/1\]\([^)]+\) \| \[clean 1/1\]", markdown), markdown[:2000]
+    assert page.count('class="run"') >= 30  # hello, segfault and stdlib in 15 cells, the newer of each kept
     image = Image.open(tmp_path / "report.png").convert("RGB")
+    width, height = image.size
+    assert 900 <= width <= 2000 and 400 <= height <= 6000, image.size  # drawn full size, not a strip
     colours = {colour for _, colour in image.getcolors(maxcolors=1 << 20)}  # type: ignore[union-attr]
-    for verdict in ("clean", "crashed", "unsupported"):
-        rgb = tuple(int(report.COLOURS[verdict][i : i + 2], 16) for i in (1, 3, 5))
+    for verdict in (Outcome.CLEAN, Outcome.CRASHED, Outcome.UNSUPPORTED):
+        hexcolour = POLICY[verdict].colour
+        rgb = tuple(int(hexcolour[i : i + 2], 16) for i in (1, 3, 5))
         assert rgb in colours, verdict
+
+
+def test_shards_merge_into_the_unsharded_table(tmp_path: Path) -> None:
+    whole = _matrix(tmp_path / "whole", "--python", "/usr/bin/python3.11,3.12", "--mod-wsgi", "5.0.2,6.1.1")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    for k in (1, 2, 3):
+        part = _matrix(tmp_path / "shards", "--python", "/usr/bin/python3.11,3.12", "--mod-wsgi", "5.0.2,6.1.1",
+                       "--shard", f"{k}/3")  # fmt: skip
+        assert part.returncode == 0, part.stderr[-2000:]
+    for name, folders in (("whole", [tmp_path / "whole"]), ("shards", [tmp_path / "shards"])):
+        assert harness("report", *map(str, folders), "--out", str(tmp_path / f"report-{name}")).returncode == 0
+
+    def table(name: str) -> list[str]:
+        text = (tmp_path / f"report-{name}" / "report.md").read_text()
+        return [re.sub(r"\]\([^)]*\)", "]", line) for line in text.splitlines()]  # links differ, verdicts not
+
+    assert table("shards") == table("whole")
+    sharded = sum(len(session_record_of(f).runs) for f in (tmp_path / "shards").glob("matrix-*"))
+    assert sharded == len(session_record(tmp_path / "whole").runs)
 
 
 def test_resumed_matrix_runs_only_what_is_missing(tmp_path: Path) -> None:
     first = _matrix(tmp_path, "--python", "/usr/bin/python3.11", "--mod-wsgi", "6.1.1")
     assert first.returncode == 0, first.stderr
     (folder,) = tmp_path.glob("matrix-*")
-    (session,) = [p for p in folder.iterdir() if p.is_dir()]
-    (session / "segfault.sigusr1.global" / "summary.json").unlink()  # as if killed during that run
+    (folder / "segfault.sigusr1.global" / "summary.json").unlink()  # as if killed during that run
     again = _matrix(tmp_path, "--python", "/usr/bin/python3.11", "--mod-wsgi", "6.1.1", "--resume", str(folder))
     assert again.returncode == 0, again.stderr
-    ran = [line for line in again.stderr.splitlines() if re.search(r"\] \d+/\d+ ETA", line)]
-    assert len(ran) == 1 and "segfault.sigusr1.global: crashed" in ran[0]
-    runs = json.loads((session / "summary.json").read_text())["runs"]
-    assert sorted(run["run"] for run in runs) == ["hello.sigusr1.global", "segfault.sigusr1.global"]
+    ran = [line for line in again.stderr.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+    assert len(ran) == 1 and "segfault.sigusr1.global: crashed" in ran[0], again.stderr
+    runs = session_record_of(folder).runs
+    assert sorted(run.run for run in runs) == ["hello.sigusr1.global", "segfault.sigusr1.global", "stdlib.sigusr1.global"]
 
 
 def test_bisect_finds_the_first_release_that_changes_the_verdict(tmp_path: Path) -> None:
     done = harness(
-        "bisect", "--scenario", str(FIXTURES / "modwsgi4_only"), "--mechanism", "sigusr1", "--cycles", "1",
+        "bisect", "--scenario", str(DATA / "scenarios" / "modwsgi4_only"), "--mechanism", "sigusr1", "--cycles", "1",
         "--good", "4.9.4", "--bad", "6.1.1", "--python", "/usr/bin/python3.11", "--results", str(tmp_path),
         timeout=2400,
     )  # fmt: skip
@@ -141,7 +170,7 @@ def test_bisect_finds_the_first_release_that_changes_the_verdict(tmp_path: Path)
 
 
 def test_tox_environment_hands_a_27_cell_to_the_harness(tmp_path: Path) -> None:
-    _need_interpreters()
+    need_interpreters()
     tox = Path(sys.executable).with_name("tox")
     done = subprocess.run(
         [str(tox), "--workdir", str(tmp_path / ".tox"), "-e", "cell27-modwsgi494", "--",
@@ -150,11 +179,12 @@ def test_tox_environment_hands_a_27_cell_to_the_harness(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (folder,) = (tmp_path / "results").glob("matrix-*")
-    cells = _cells(folder)
-    assert list(cells) == [("2.7", "4.9.4")] and cells[("2.7", "4.9.4")]["status"] == "ok"
+    record = session_record_of(folder)
+    assert {(_minor(c.cell.python), c.cell.mod_wsgi) for c in record.cells if c.cell} == {("2.7", "4.9.4")}
+    assert {c.status for c in record.cells} == {"ok"}
 
 
-def test_envs_lists_built_and_impossible_cells(matrix_twice: dict[str, Any]) -> None:
+def test_envs_lists_built_and_impossible_cells(matrix_twice: Twice) -> None:
     done = harness("envs")
     assert done.returncode == 0
     assert re.search(r"py2\.7\.18-modwsgi4\.9\.4\S*\s+ready", done.stdout)

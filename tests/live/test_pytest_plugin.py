@@ -1,5 +1,6 @@
 """The pytest plugin, run as a user would: pytest-xdist with --dist load, the controls as tests, known
-crashers as strict expected failures, verdicts and counts in the JUnit XML."""
+crashers as strict expected failures, verdicts and counts in the JUnit XML; and the wsgi_harness fixture
+in a user's own test, with the run's folder in the report when the test fails."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from tests.conftest import REPO, require_apache
 
 pytestmark = pytest.mark.live
-FIXTURES = Path(__file__).parent / "data" / "scenarios"
+FIXTURES = REPO / "tests" / "data" / "scenarios"
 
 
 def plugin_pytest(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], ET.Element]:
@@ -72,5 +73,48 @@ def test_bad_option_is_one_line(tmp_path: Path) -> None:
          str(REPO / "scenarios")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert done.returncode == 4 and "wsgi-harness: unknown mechanism nope" in done.stderr
+    assert done.returncode == 4 and "wsgi-harness: --mechanism: unknown mechanism nope" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+USER_TEST = """
+from pathlib import Path
+
+APP = Path(__file__).with_name("myapp.wsgi")
+
+
+def test_my_app_survives_sigusr1_reloads(wsgi_harness):
+    result = wsgi_harness.run(app=APP, mechanism="sigusr1", cycles=3)
+    assert result.verdict == "clean"
+    assert result.result.trials == 3
+
+
+def test_my_crashing_app_is_caught(wsgi_harness):
+    result = wsgi_harness.run(app=Path(__file__).with_name("crashing.wsgi"), mechanism="sigusr1", cycles=2)
+    assert result.verdict == "clean"  # fails: the report shows the run's folder and its evidence
+"""
+APP = """def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"mine\\n"]
+"""
+CRASHING = """import ctypes
+
+
+def application(environ, start_response):
+    ctypes.string_at(0)
+"""
+
+
+def test_a_users_own_test_with_the_wsgi_harness_fixture(tmp_path: Path) -> None:
+    """Written as a user would: a plain pytest file in the user's project, the fixture from the plugin."""
+    require_apache()
+    (tmp_path / "myapp.wsgi").write_text(APP)
+    (tmp_path / "crashing.wsgi").write_text(CRASHING)
+    (tmp_path / "test_myapp.py").write_text(USER_TEST)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", str(tmp_path / "test_myapp.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "1 failed, 1 passed" in done.stdout, done.stdout[-3000:]
+    assert "wsgi_harness run" in done.stdout and "verdict crashed" in done.stdout, done.stdout[-3000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from harness.model.outcome import Outcome, count, worst
 from harness.model.rates import reload_rates, stability
@@ -30,6 +31,14 @@ APACHE = ApacheRef(version="2.4.71", origin="debian", apxs="/usr/bin/apxs")
 CELL = CellSpec(python="3.11.2", python_executable="/usr/bin/python3.11", mod_wsgi="6.1.1", apache=APACHE)
 OTHER_CELL = CellSpec(python="3.12.1", python_executable="/opt/py312/bin/python3.12", mod_wsgi="6.1.1", apache=APACHE)
 CONTROLS = frozenset({"hello", "stdlib", "segfault", "raise", "wrong", "block", "alternate"})
+Expected: TypeAlias = Outcome | tuple[Outcome, ...] | None  # one verdict, several a run may show, or no expectation
+
+
+def expected_verdicts(expected: Expected) -> tuple[Outcome, ...]:
+    """What RunResult.expected holds: () for no expectation."""
+    if expected is None:
+        return ()
+    return expected if isinstance(expected, tuple) else (expected,)
 
 
 def cell_info(cell: CellSpec = CELL) -> CellInfo:
@@ -89,7 +98,7 @@ def run(
     load: Outcome = Outcome.CLEAN,
     stop: Outcome = Outcome.CLEAN,
     setup: Outcome | None = None,
-    expected: Outcome | None = Outcome.CLEAN,
+    expected: Expected = Outcome.CLEAN,
     control: bool | None = None,
     interrupted: bool = False,
     cell: CellSpec = CELL,
@@ -97,6 +106,7 @@ def run(
     reason: str | None = None,
 ) -> tuple[RunResult, list[CycleRecord]]:
     """A run and its cycles: load, the reloads, stop; or one setup cycle (unsupported, start-failed)."""
+    verdicts = expected_verdicts(expected)
     spec = run_spec(scenario, mechanism, layout, cell, max(1, len(reloads)), control)
     if setup is not None:
         records = [cycle(spec, 0, Phase.SETUP, setup, 1000)]
@@ -125,8 +135,8 @@ def run(
         spec=spec,
         cell=cell_info(cell),
         verdict=verdict,
-        expected=expected,
-        matches=expected is not None and verdict is expected and not interrupted,
+        expected=verdicts,
+        matches=verdict in verdicts and not interrupted,
         counts=count(outcomes),
         cycles_requested=spec.cycles,
         cycles_recorded=len(records),
@@ -156,7 +166,7 @@ def result(
     layout: str = "global",
     *,
     verdict: Outcome = Outcome.CLEAN,
-    expected: Outcome | None = Outcome.CLEAN,
+    expected: Expected = Outcome.CLEAN,
     control: bool | None = None,
     interrupted: bool = False,
     cell: CellSpec = CELL,

@@ -27,7 +27,6 @@ from harness.model.records import (
     Death,
     DeathSource,
     EngineInfo,
-    EventKind,
     Fired,
     LogEvent,
     ProbeResult,
@@ -220,7 +219,8 @@ def prepared(spec: CellSpec, user: str | None = None, private_view: bool = True)
     info = CellInfo(label=spec.label, python=spec.python, python_executable=spec.python_executable,
                     mod_wsgi=spec.mod_wsgi, mod_wsgi_version=spec.mod_wsgi, apache="2.4.71", apache_origin="debian",
                     env_dir="/nonexistent/cell")  # fmt: skip
-    cell = Cell(PythonInfo(spec.python, spec.python_executable), spec.mod_wsgi, None, "/nonexistent/cell", spec.mod_wsgi)
+    python = PythonInfo(spec.python, spec.python_executable)
+    cell = Cell(python, spec.mod_wsgi, None, "/nonexistent/cell", spec.mod_wsgi)
     return PreparedCell(spec, info, cell, me, None, frozenset({"--process-group"}))
 
 

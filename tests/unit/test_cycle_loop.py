@@ -15,7 +15,10 @@ from harness.run.session import SessionPlan, run_session
 from harness.storage import read_jsonl
 from tests.unit.fakes import CELL, SEGV, Answer, Step, World
 
-AH00051 = "[Sun Nov 29 08:00:00.000000 2026] [core:notice] [pid 1] AH00051: child pid {pid} exit signal Segmentation fault (11), possible coredump in /tmp"
+AH00051 = (
+    "[Sun Nov 29 08:00:00.000000 2026] [core:notice] [pid 1] AH00051: child pid {pid} exit signal "
+    "Segmentation fault (11), possible coredump in /tmp"
+)
 
 
 def run(tmp_path: Path, scenario: str = "hello", mechanism: str = "sigusr1", cycles: int = 3,
@@ -96,7 +99,7 @@ def test_until_crash_stops_and_says_which_reloads_did_not_run(world: World, tmp_
 
 def test_a_trigger_that_fails_is_no_trial(world: World, tmp_path: Path) -> None:
     world.script("hello").steps[1] = Step(trigger_fails=True)
-    result, records = run(tmp_path, mechanism="apache-graceful")
+    _, records = run(tmp_path, mechanism="apache-graceful")
     assert records[1].outcome is Outcome.HARNESS_ERROR and not records[1].trial
     assert "apachectl graceful failed" in records[1].evidence[0]
 

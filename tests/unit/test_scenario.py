@@ -37,7 +37,7 @@ def test_shipped_controls_load() -> None:
     loaded = {s.name: s for s in scenario.resolve("all")}
     assert {"hello", "segfault", "raise", "wrong", "block"} <= set(loaded)
     expectation = loaded["segfault"].expected("sigusr1", "global")
-    assert expectation is not None and expectation.verdict is Outcome.CRASHED
+    assert expectation is not None and expectation.verdicts == (Outcome.CRASHED,)
     assert loaded["block"].probes[0].timeout == 2.0
 
 
@@ -138,14 +138,14 @@ def test_most_specific_expectation_wins(tmp_path: Path) -> None:
     )
     found = scenario.load(folder / "scenario.toml")
 
-    def verdict(mechanism: str, layout: str) -> Outcome | None:
+    def verdicts(mechanism: str, layout: str) -> tuple[Outcome, ...] | None:
         expectation = found.expected(mechanism, layout)
-        return expectation.verdict if expectation else None
+        return expectation.verdicts if expectation else None
 
-    assert verdict("sigterm", "two-groups") is Outcome.CRASHED
-    assert verdict("sigterm", "two-groups-orphan") is Outcome.CLEAN
-    assert verdict("sigusr1", "two-groups") is Outcome.HUNG
-    assert verdict("sigusr1", "two-groups-orphan") is Outcome.RAISED
+    assert verdicts("sigterm", "two-groups") == (Outcome.CRASHED,)
+    assert verdicts("sigterm", "two-groups-orphan") == (Outcome.CLEAN,)
+    assert verdicts("sigusr1", "two-groups") == (Outcome.HUNG,)
+    assert verdicts("sigusr1", "two-groups-orphan") == (Outcome.RAISED,)
 
 
 def test_a_wrong_answer_says_what_differs() -> None:

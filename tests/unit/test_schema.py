@@ -180,3 +180,13 @@ def test_not_json_of_a_record_at_all_is_refused() -> None:
         with pytest.raises(HarnessError, match="no schema_version"):
             RunResult.from_json(data, "summary.json")
     assert json.dumps(builders.result().to_json())  # what is written is plain JSON
+
+
+def test_a_summary_from_before_verdict_lists_is_refused_in_one_line() -> None:
+    """Schema 2.0 files written before `expected` became a list (one verdict or null) carry the same
+    version string; reading one must still end in one line that names the field, never a traceback."""
+    data: dict[str, Any] = builders.result().to_json() | {"expected": "clean"}
+    with pytest.raises(HarnessError) as caught:
+        RunResult.from_json(data, "old/summary.json")
+    message = str(caught.value)
+    assert message.startswith("old/summary.json: field 'expected' ") and "\n" not in message

@@ -198,7 +198,8 @@ def test_a_tool_that_fails_or_warns_hands_over_to_the_next(tools: dict[str, proc
     found = stacks.live_stacks(16460, names_the_app, None)
     assert found.tried == [
         "pystack: can only handle subinterpreters",
-        "py-spy: py-spy took longer than 60s",
+        "py-spy: py-spy took longer than 60s",  # with --native
+        "py-spy: py-spy took longer than 60s",  # without it
         "gdb: exit status 1, no output",
     ]
     assert found.tool == "pystack" and [t.ident for t in found.threads] == [16464, 16460]  # the best there was
@@ -208,4 +209,9 @@ def test_a_tool_that_fails_or_warns_hands_over_to_the_next(tools: dict[str, proc
 def test_no_tool_at_all_is_said_not_raised(tools: dict[str, proc.Done]) -> None:
     found = stacks.live_stacks(16460, names_the_app, None)
     assert (found.tool, found.threads) == ("none", [])
-    assert found.tried == ["pystack: not installed", "py-spy: not installed", "gdb: not installed"]
+    assert found.tried == [
+        "pystack: not installed",
+        "py-spy: not installed",
+        "py-spy: not installed",
+        "gdb: not installed",
+    ]
