@@ -98,3 +98,12 @@ def server_processes_under(runtime: Path) -> list[str]:
         if f"{runtime}/" in cmdline and "httpd.conf" in cmdline:
             found.append(f"{proc.pid}: {cmdline[:120]}")
     return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "run_last: runs after every other test (it reads what they wrote)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked run_last go to the end, where the files of every other test exist."""
+    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)

@@ -189,11 +189,16 @@ class Engine(Protocol):
 
     def exit_signal(self) -> int | None: ...
 
+    def ended_from_outside(self) -> str | None:
+        """Why the engine's top process ended if something outside the harness and the app ended it (a
+        SIGKILL or SIGTERM from elsewhere): a cycle it cut short says nothing of the app."""
+        ...
+
     def serving_pids(self) -> set[int]:
         """The processes that run the app's requests now (daemons, workers, the driver)."""
         ...
 
-    def ready(self, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
+    def ready(self, cycle: int, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
         """Wait until something serves the app (restarting what a death or a kill left behind, where the
         engine must do that itself); returns the serving pids, empty if none came."""
         ...
@@ -234,7 +239,7 @@ class Engine(Protocol):
     def kill(self, pids: set[int]) -> None:
         """End processes that hung, so the next cycle starts from a live server."""
 
-    def request_stop(self) -> None:
+    def request_stop(self, cycle: int) -> None:
         """Ask for the orderly stop (interpreters destroyed, Python finalized) without waiting."""
 
     def stop(self) -> None:

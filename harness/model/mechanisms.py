@@ -179,6 +179,15 @@ MECHANISMS: dict[str, Mechanism] = {
             layouts=("named", "isolated"),
         ),
         Mechanism(
+            "interpreter-parallel",
+            "embedding driver: two sub-interpreters load and serve the app at the same time on threads of their "
+            "own (with layout isolated, each with its own GIL: true parallelism), then both end and two new ones "
+            "follow",
+            trigger=_noop,
+            driver=True,
+            layouts=("named", "isolated"),
+        ),
+        Mechanism(
             "finalize-reinit",
             "embedding driver: Py_Finalize and Py_Initialize in the same process (the Apache parent's restart path)",
             trigger=_noop,

@@ -17,6 +17,7 @@ from harness.engines.base import CycleLog, Engine, ProbeTarget, TriggerFailed, W
 from harness.engines.classify import CRASH_SIGNALS, DEATH_KINDS
 from harness.engines.procs import alive
 from harness.evidence.collector import RunEvidence
+from harness.model.outcome import Outcome
 from harness.model.records import (
     Confirmation,
     CoreRecord,
@@ -77,7 +78,7 @@ class CycleRunner:
     def load(self) -> CycleRecord:
         """Cycle 0: the app's first requests after start-up, before any reload."""
         log = self._log()
-        before = self.engine.ready(self.waiter, log, DAEMON_WAIT)
+        before = self.engine.ready(0, self.waiter, log, DAEMON_WAIT)
         probes = self.engine.probe(0, self.targets, self.waiter)
         stamps = Timestamps(probe_answered=_last(probes))
         return self._finish(
@@ -87,7 +88,7 @@ class CycleRunner:
     def reload(self, index: int) -> CycleRecord:
         engine, waiter = self.engine, self.waiter
         log = self._log()
-        before = engine.ready(waiter, log, DAEMON_WAIT)
+        before = engine.ready(index, waiter, log, DAEMON_WAIT)
         if not before:
             why = Fired.SERVER_GONE if not engine.running() else Fired.NO_NEW_DAEMON
             confirmation = Confirmation(why, f"no process serving the app within {DAEMON_WAIT:.0f}s to reload")
@@ -117,10 +118,10 @@ class CycleRunner:
         """The engine's own stop: sub-interpreters are destroyed and Python finalized here."""
         engine, waiter = self.engine, self.waiter
         log = self._log()
-        before = engine.ready(waiter, log, STOP_READY_WAIT)
+        before = engine.ready(index, waiter, log, STOP_READY_WAIT)
         deaths: list[Death] = []
         sent = time.time()
-        engine.request_stop()
+        engine.request_stop(index)
         dump_after, grace = engine.stop_timeouts
 
         def watch() -> None:
@@ -201,6 +202,10 @@ class CycleRunner:
         settled = set(memory.dead) | memory.killed
         judged = [e for e in events if not (e.kind in DEATH_KINDS and e.pid in settled)]
         verdict = judge.decide(confirmation, probes, judged, log.lines, deaths_here, memory.app_loaded)
+        outside = None if engine.running() else engine.ended_from_outside()
+        if outside is not None and phase is not Phase.STOP:
+            verdict = judge.Judgement(Outcome.HARNESS_ERROR, (outside, *verdict.evidence)[:14], False, outside,
+                                      verdict.first_exception)  # fmt: skip
         memory.dead.update({d.pid: index for d in deaths_here if d.pid is not None})
         memory.app_loaded |= any(p.status is not None and p.status < 500 and p.error is None for p in probes)
         memory.lines += len(log.lines)

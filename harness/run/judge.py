@@ -101,12 +101,15 @@ def _app_explains(found: Sequence[Outcome]) -> bool:
 
 
 def _evidence(outcome: Outcome, events: Sequence[LogEvent], lines: Sequence[str], notes: list[str]) -> tuple[str, ...]:
+    """The lines that show the outcome; for an exception its own one-line summary first, so the first line of
+    evidence says what was raised rather than "Traceback (most recent call last):"."""
     if outcome is Outcome.CLEAN:
         return ()
     kinds = _EVIDENCE_KINDS.get(outcome, set())
     block = exception_block(lines) if outcome is Outcome.RAISED else []
+    summary = first_exception(events, lines) if outcome is Outcome.RAISED else None
     picked = [e.line for e in events if e.kind in kinds and e.line not in block]
-    unique = list(dict.fromkeys([*notes, *_keep_exception(block), *picked]))
+    unique = list(dict.fromkeys([*([summary] if summary else []), *notes, *_keep_exception(block), *picked]))
     return tuple(unique[:EVIDENCE_LINES])
 
 

@@ -17,8 +17,16 @@ import pytest
 from harness.model.mechanisms import MECHANISM_NAMES, MECHANISMS
 from harness.model.outcome import Outcome
 from harness.model.records import DeathSource, EventKind, Fired, Phase, RunResult, SessionRecord
-from tests.conftest import cycles, harness, require_apache, run_once, runs_by_id, server_processes_under
-from tests.conftest import session_dir, session_record
+from tests.conftest import (
+    cycles,
+    harness,
+    require_apache,
+    run_once,
+    runs_by_id,
+    server_processes_under,
+    session_dir,
+    session_record,
+)
 
 pytestmark = pytest.mark.live
 CONTROLS = ("hello", "segfault", "raise", "wrong", "block")

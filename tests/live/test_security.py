@@ -1,7 +1,8 @@
 """What the harness promises about privilege and exposure, checked on real servers while they run:
 servers listen on loopback only, server roots are private to the server user, nothing of a server tree
 (Apache, its daemons, the embedding driver) runs as root, no shell command line is built from scenario
-text, and root is refused as the server user."""
+text (the syntax-tree scan covers every package of the harness, and the driver's C source), and root is
+refused as the server user."""
 
 from __future__ import annotations
 
@@ -23,11 +24,18 @@ from typing import Any
 import psutil
 import pytest
 
-from harness import scenario
 from harness.errors import HarnessError, ScenarioError
+from harness.model import scenario
+from harness.model.records import RunResult
+from tests.conftest import REPO, harness, require_apache, run_once, session_dir, session_record
+from tests.live.test_faults import cycle_records, one_line_error, stray_processes
 
-from .conftest import REPO, harness, require_apache, run_once
-from .test_live_faults import cycle_records, one_line_error, stray_processes
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the harness's own Python is 3.11 here
+    import tomli as tomllib
+
+pytestmark = pytest.mark.live
 
 SLOW_APP = """\
 import time
@@ -65,15 +73,12 @@ class Observed:
     records: dict[str, dict[str, int]] = field(default_factory=dict)  # owner record -> mode, uid
     defines: set[str] = field(default_factory=set)  # -D arguments of the Apache parent
 
-    def summary(self) -> dict[str, Any]:
-        (session,) = [p for p in self.results.iterdir() if p.is_dir()]
-        (run,) = json.loads((session / "summary.json").read_text())["runs"]
-        return dict(run)
+    def result(self) -> RunResult:
+        (run,) = session_record(self.results).runs
+        return run
 
     def run_dir(self) -> Path:
-        (session,) = [p for p in self.results.iterdir() if p.is_dir()]
-        (run_dir,) = [p for p in session.iterdir() if p.is_dir()]
-        return run_dir
+        return session_dir(self.results) / self.result().folder
 
 
 def _tree(harness_pid: int, runtime: Path) -> list[psutil.Process]:
@@ -149,7 +154,7 @@ def _observe(tmp: Path, slow: Path, mechanism: str) -> Iterator[Observed]:
     seen = Observed(runtime, tmp / "results")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--scenario", str(slow), "--mechanism", mechanism,
-         "--cycles", "1", "--results", str(seen.results)],
+         "--cycles", "1", "--no-controls", "--results", str(seen.results)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "MOD_WSGI_HARNESS_RUNTIME": str(runtime)},
     )  # fmt: skip
@@ -209,24 +214,24 @@ def _active_listens(conf: str, defines: set[str]) -> list[str]:
     return found
 
 
-@pytest.mark.live
 def test_listen_directive_is_loopback_only(apache_run: Observed) -> None:
     """The generated httpd.conf (as kept in the results) listens on 127.0.0.1:PORT only, with the
-    defines Apache was really started with."""
+    defines Apache was really started with; the setup-server command recorded says --host 127.0.0.1."""
     _finished_cleanly(apache_run)
-    port = apache_run.summary()["server"]["port"]
+    engine = apache_run.result().engine
+    assert engine.kind == "apache" and engine.port is not None
     assert "MOD_WSGI_WITH_LISTENER_HOST" in apache_run.defines, apache_run.defines
     conf = (apache_run.run_dir() / "httpd.conf").read_text()
-    assert _active_listens(conf, apache_run.defines) == [f"Listen 127.0.0.1:{port}"]
-    assert "--host" in (args := apache_run.summary()["server"]["express_arguments"])
+    assert _active_listens(conf, apache_run.defines) == [f"Listen 127.0.0.1:{engine.port}"]
+    args = engine.command
+    assert args[:2] == ("mod_wsgi-express", "setup-server") and "--host" in args, args
     assert args[args.index("--host") + 1] == "127.0.0.1"
 
 
-@pytest.mark.live
 def test_listening_sockets_are_loopback_only(apache_run: Observed) -> None:
     """While the run serves, every socket any process of the server tree has bound is on 127.0.0.1."""
     _finished_cleanly(apache_run)
-    port = apache_run.summary()["server"]["port"]
+    port = apache_run.result().engine.port
     listening = {(ip, p) for _pid, kind, ip, p, status in apache_run.sockets if status == "LISTEN"}
     assert ("127.0.0.1", port) in listening, apache_run.sockets
     exposed = [s for s in apache_run.sockets if s[2] != "127.0.0.1"]
@@ -234,7 +239,6 @@ def test_listening_sockets_are_loopback_only(apache_run: Observed) -> None:
 
 
 # --- private server roots ----------------------------------------------------------------------------
-@pytest.mark.live
 @pytest.mark.parametrize("which", ["apache", "driver"])
 def test_server_roots_are_private(request: pytest.FixtureRequest, which: str) -> None:
     """Each server root is mode 0700 and owned by the server user (www-data as root); its owner record
@@ -243,7 +247,7 @@ def test_server_roots_are_private(request: pytest.FixtureRequest, which: str) ->
     _require_root()
     seen: Observed = request.getfixturevalue(f"{which}_run")
     _finished_cleanly(seen)
-    user = pwd.getpwnam(seen.summary()["server"]["user"])
+    user = pwd.getpwnam(seen.result().engine.user)
     assert user.pw_name == "www-data" and user.pw_uid != 0
     assert len(seen.roots) == 1, seen.roots
     for name, facts in seen.roots.items():
@@ -254,7 +258,6 @@ def test_server_roots_are_private(request: pytest.FixtureRequest, which: str) ->
 
 
 # --- never root -------------------------------------------------------------------------------------
-@pytest.mark.live
 @pytest.mark.parametrize("which", ["apache", "driver"])
 def test_server_tree_never_runs_as_root(request: pytest.FixtureRequest, which: str) -> None:
     """Every process of the tree, seen while a request is in progress, has real, effective and saved
@@ -318,7 +321,6 @@ def test_shell_metacharacters_are_refused(tmp_path: Path, where: str, text: str)
     assert message.startswith(str(path)) and "\n" not in message
 
 
-@pytest.mark.live
 def test_cli_refuses_a_scenario_folder_named_like_a_command(tmp_path: Path, private_runtime: Path) -> None:
     marker = tmp_path / "pwned"
     folder = tmp_path / f"x;touch {marker};$(touch {marker})"
@@ -341,7 +343,6 @@ def application(environ, start_response):
 """
 
 
-@pytest.mark.live
 @pytest.mark.parametrize("mechanism", ["sigusr1", "interpreter-cycle"])
 def test_probe_paths_never_reach_a_shell(tmp_path: Path, private_runtime: Path, mechanism: str) -> None:
     """';', '$(...)' and backticks are legal in a URL, so the loader keeps them in probe paths; what must
@@ -359,10 +360,12 @@ def test_probe_paths_never_reach_a_shell(tmp_path: Path, private_runtime: Path, 
     done = run_once(tmp_path / "results", str(folder), mechanism)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [m for m in markers if m.exists()] == []
-    records = cycle_records(tmp_path / "results")
+    records = [r for r in cycle_records(tmp_path / "results") if r.probes]
+    assert records, "no cycle sent its probes"
     for record in records:
-        for probe, path in zip(record["probes"], paths):
-            assert probe["url"].endswith(path) and probe["body"] == probe["url"], probe
+        assert len(record.probes) == len(paths), record.probes
+        for probe, path in zip(record.probes, paths):
+            assert probe.url.endswith(path) and probe.body == probe.url, probe
 
 
 @pytest.mark.parametrize("path", ["/a b", "/a\nb", "/a\tb"])
@@ -444,15 +447,47 @@ def test_shell_check_finds_what_it_looks_for() -> None:
     assert shell_uses(good) == []
 
 
+def _harness_packages() -> dict[str, Path]:
+    """Every package pyproject.toml ships from the harness's own folder (not the data ones mapped
+    elsewhere: scenarios, Apache templates), with its folder."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages: list[str] = project["tool"]["setuptools"]["packages"]
+    mapped: dict[str, str] = project["tool"]["setuptools"].get("package-dir", {})
+    return {name: REPO / name.replace(".", "/") for name in packages if name not in mapped}
+
+
 def test_no_shell_command_lines_in_the_harness() -> None:
+    """Every .py file of every package of the harness parses and builds no shell command line, the
+    embedding driver's host (which runs under the target Python, 2.7 too) included."""
     files = sorted((REPO / "harness").rglob("*.py"))
-    assert len(files) > 30
+    packages = _harness_packages()
+    assert {"harness.model", "harness.engines.apache", "harness.engines.driver", "harness.run"} <= set(packages)
+    for name, folder in packages.items():
+        assert any(path.parent == folder for path in files), f"package {name} ({folder}) has no file in the scan"
+    assert REPO / "harness/engines/driver/driver_host.py" in files
     found = [use for path in files for use in shell_uses(path.read_text(), str(path.relative_to(REPO)))]
     assert found == []
 
 
+C_SHELL = re.compile(r"\b(system|popen|wordexp)\s*\(|\bexec\w*\s*\(\s*\"/bin/(ba)?sh\"")
+
+
+def test_no_shell_in_the_drivers_c_source() -> None:
+    """The embedding driver is C compiled by the harness: it calls no system(), popen() or wordexp() and
+    execs no /bin/sh."""
+    sources = sorted((REPO / "harness").rglob("*.c"))
+    assert REPO / "harness/engines/driver/wsgi_driver.c" in sources
+    assert C_SHELL.search('int x = system("ls");') and C_SHELL.search('execl("/bin/sh", "sh", "-c", s, NULL);')
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if C_SHELL.search(line)
+    ]
+    assert found == []
+
+
 # --- root refused as the server user ------------------------------------------------------------------
-@pytest.mark.live
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_server_user_root_is_refused(tmp_path: Path, private_runtime: Path, how: str) -> None:
     """--server-user root (or MOD_WSGI_HARNESS_USER=root): one line saying Apache never runs as root,

@@ -130,10 +130,13 @@ class FakeEngine:
     def exit_signal(self) -> int | None:
         return self._exit_signal
 
+    def ended_from_outside(self) -> str | None:
+        return None if self._exit_signal is None or self._exit_signal == 11 else f"killed by {self._exit_signal}"
+
     def serving_pids(self) -> set[int]:
         return {self._pid} if self._alive else set()
 
-    def ready(self, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
+    def ready(self, cycle: int, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
         return self.serving_pids()
 
     def trigger(self, cycle: int) -> None:
@@ -185,7 +188,7 @@ class FakeEngine:
         self.killed |= pids
         self._pid += 1
 
-    def request_stop(self) -> None:
+    def request_stop(self, cycle: int) -> None:
         self.calls.append("request_stop")
         self._enter(self._cycle + 1)
         for signal in self.script.step(self._cycle).deaths:

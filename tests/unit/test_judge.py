@@ -107,7 +107,9 @@ def test_an_app_that_never_loaded_fails_each_request_as_raised() -> None:
 def test_the_first_exception_and_its_traceback_are_the_evidence() -> None:
     found = judgement(OK, [answer(500)], [*TRACEBACK, "[Wed Nov 25 00:26:28 2026] [wsgi:info] [pid 9:tid 9] other"])
     assert found.outcome is Outcome.RAISED and found.first_exception == "ControlError: boom"
-    assert found.evidence[0] == "GET /app/: HTTP 500" and list(found.evidence[1:]) == TRACEBACK
+    # The exception's own line leads (the first evidence says what was raised), then the request, then its traceback.
+    assert found.evidence[:2] == ("ControlError: boom", "GET /app/: HTTP 500")
+    assert list(found.evidence[2:]) == TRACEBACK
 
 
 def test_a_long_traceback_keeps_its_first_line_and_the_exception() -> None:

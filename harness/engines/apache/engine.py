@@ -20,15 +20,15 @@ from packaging.version import Version
 from harness.engines.apache import http
 from harness.engines.apache.server import SHUTDOWN_TIMEOUT, ApacheServer, ServerPlan
 from harness.engines.base import CycleLog, EngineSetup, ProbeTarget, Waiter
-from harness.engines.classify import parse_line
+from harness.engines.classify import CRASH_SIGNALS, parse_line
 from harness.engines.logtail import LogTail
-from harness.engines.procs import DeathWatch
+from harness.engines.procs import DeathWatch, signal_name
 from harness.model.layouts import GLOBAL
 from harness.model.mechanisms import Confirm, Mechanism
 from harness.model.records import Confirmation, Death, EngineInfo, EventKind, Fired, LogEvent, ProbeResult, ProcessRow
 
 AFTER_REQUEST_CONFIRM = 8.0  # a reload that fires on the next request: its proof comes within this
-STOP_DUMP_AFTER = 1.5  # a process still there this long after the stop request gets its stacks dumped
+STOP_DUMP_AFTER = 0.8  # a process still there this long after the stop request gets its stacks dumped
 PRELOAD_WAIT = 10.0  # a fresh daemon's preload of the app (a Pylons app on 2.7 takes about a second)
 
 
@@ -83,12 +83,18 @@ class ApacheEngine:
     def exit_signal(self) -> int | None:
         return self.server.exit_signal()
 
+    def ended_from_outside(self) -> str | None:
+        signum = self.server.exit_signal()
+        if signum is None or signum in CRASH_SIGNALS:
+            return None
+        return f"the Apache parent was killed by {signal_name(signum)} from outside the harness"
+
     def serving_pids(self) -> set[int]:
         pids = self.server.request_pids()
         self.deaths.watch(pids)
         return pids
 
-    def ready(self, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
+    def ready(self, cycle: int, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
         """Something serves the app, and a daemon that preloads it has done so: a reload triggered while a
         fresh daemon is still loading the script would be taken for the load itself (the script's mtime
         read after a touch counts as unchanged)."""
@@ -178,7 +184,7 @@ class ApacheEngine:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
-    def request_stop(self) -> None:
+    def request_stop(self, cycle: int) -> None:
         self._watch_children()
         self.server.request_stop()
 

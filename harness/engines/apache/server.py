@@ -42,8 +42,10 @@ DAEMON_PREFIX = "(wsgi:"
 # the module; a file first seen after an edit is never seen as edited. Wait past one full scan after
 # the app is surely loaded (4.9.4 starts the monitor before the app's first import).
 RELOADER_FIRST_SCAN = 1.2
-# Keep shutdowns short so a hung daemon costs seconds, not the defaults' tens of seconds.
-SHUTDOWN_TIMEOUT = 3
+# Keep shutdowns short so a hung daemon costs seconds, not the defaults' tens of seconds, and under the
+# 3 s after which the exiting Apache parent SIGKILLs its daemons (APR_KILL_AFTER_TIMEOUT): mod_wsgi's own
+# "Shutdown timeout expired" must come first, or a daemon hung at the stop leaves no trace in the log.
+SHUTDOWN_TIMEOUT = 2
 TIMING_OPTIONS = ("--shutdown-timeout", str(SHUTDOWN_TIMEOUT), "--graceful-timeout", "2")
 
 
@@ -203,7 +205,9 @@ class ApacheServer:
             # The application group is given explicitly even for %{GLOBAL}: express 6.1.1 then loads its
             # handler on the first request instead of at daemon start, and only so did its
             # --reload-on-changes monitor run between requests here (preloaded, it noticed an edit 20 s late).
-            args += ["--process-group", PROCESS_GROUP, "--application-group", plan.layout.primary_group]
+            # express's own handler goes into the group that is to load first, so the order the groups are
+            # created in (and mod_wsgi destroys them in) is the load order asked for.
+            args += ["--process-group", PROCESS_GROUP, "--application-group", plan.mounts[0].application_group]
         if plan.embedded:
             args.append("--embedded-mode")
         if plan.threads is not None:

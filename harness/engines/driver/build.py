@@ -78,7 +78,7 @@ def ensure_driver(python: PythonInfo) -> Path | Unsupported:
         source.write_bytes(_source())
         partial = place / (BINARY + ".partial")
         warnings = ["-Wall", "-Wno-deprecated-declarations"]  # Py_SetProgramName: deprecated, kept for 2.7-3.13
-        command = [compiler, "-O1", "-g", *warnings, str(source), *flags, "-o", str(partial)]
+        command = [compiler, "-O1", "-g", "-pthread", *warnings, str(source), *flags, "-o", str(partial)]
         done = proc.run(command, timeout=COMPILE_TIMEOUT)
         log = " ".join(command) + "\n" + done.output
         (place / "build.log").write_text(log)

@@ -31,6 +31,7 @@ from harness.cells.privileges import ServerUser
 from harness.cells.view import PrivateView
 from harness.engines import roots
 from harness.engines.base import CycleLog, EngineSetup, ProbeTarget, StartFailed, Waiter
+from harness.engines.classify import CRASH_SIGNALS
 from harness.engines.logtail import LogTail
 from harness.engines.procs import signal_name
 from harness.model.records import (
@@ -244,6 +245,13 @@ class DriverEngine:
         code = None if self._process is None else self._process.poll()
         return -code if code is not None and code < 0 else None
 
+    def ended_from_outside(self) -> str | None:
+        process = self._process
+        signum = self.exit_signal()
+        if process is None or signum is None or signum in CRASH_SIGNALS or process.pid in self._killed:
+            return None
+        return f"the driver was killed by {signal_name(signum)} from outside the harness"
+
     def serving_pids(self) -> set[int]:
         return {self._process.pid} if self._process is not None and self.running() else set()
 
@@ -354,12 +362,12 @@ class DriverEngine:
         self._spawn()
         self._send("load 0 load", 0)
 
-    def ready(self, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
+    def ready(self, cycle: int, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
         """A live driver, or a fresh one that has loaded the app (as Apache starts a new daemon)."""
         if not self.running():
             self._settle()
             self._spawn()
-            self._send(f"load {self._cycle + 1} reload quiet", self._cycle + 1, fresh=True)
+            self._send(f"load {cycle} reload quiet", cycle, fresh=True)
             self._wait_command(waiter)
             self._fresh = self._command
         return self.serving_pids()
@@ -475,9 +483,9 @@ class DriverEngine:
             process.wait(timeout=KILL_WAIT)
         self._reported.add(process.pid)
 
-    def request_stop(self) -> None:
+    def request_stop(self, cycle: int) -> None:
         if self.running():
-            self._send(f"stop {self._cycle + 1}", self._cycle + 1)
+            self._send(f"stop {cycle}", cycle)
 
     def stop(self) -> None:
         """Kill the process group (the driver never needs asking twice) and anything left in the root."""

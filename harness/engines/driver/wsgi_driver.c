@@ -12,6 +12,8 @@
  *   interpreter-cycle:   Py_EndInterpreter the app's interpreter, Py_NewInterpreter the next one.
  *   interpreter-overlap: the next interpreter loads while the previous lives; then the previous ends
  *                        and the new one is probed again (a reload with a request in flight).
+ *   interpreter-parallel: two interpreters, each loading and probing the app on a thread of its own at
+ *                        the same time (with an own GIL each: true parallelism); ended, and two new ones.
  *   finalize-reinit:     Py_Finalize, then Py_Initialize.
  *
  * KIND says how sub-interpreters are made: "legacy" (Py_NewInterpreter, shared GIL, as mod_wsgi) or
@@ -39,12 +41,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum mode { INTERPRETER_CYCLE, INTERPRETER_OVERLAP, FINALIZE_REINIT };
+enum mode { INTERPRETER_CYCLE, INTERPRETER_OVERLAP, INTERPRETER_PARALLEL, FINALIZE_REINIT };
 
 static int progress_fd = -1;
 static enum mode mode;
@@ -54,6 +57,7 @@ static const char *host_path;
 static int python_running;
 static PyThreadState *main_state; /* the main interpreter's, while Python runs */
 static PyThreadState *app_state;  /* the app's sub-interpreter, if it has one */
+static PyThreadState *twin_state; /* interpreter-parallel: the second interpreter */
 
 /* One step line to the progress file and to stderr, written with write(2) so that nothing is left
  * in a buffer when the next step kills the process. */
@@ -228,12 +232,79 @@ static void end_interpreter(PyThreadState *state, int cycle, const char *phase)
     PyThreadState_Swap(main_state);
 }
 
+/* interpreter-parallel: each worker thread gets a thread state of its own in one interpreter and runs the
+ * host there while the other worker runs it in the other interpreter. */
+struct worker {
+    PyThreadState *interpreter_state; /* the state the interpreter was made with: names the interpreter */
+    int cycle;
+    const char *phase;
+    const char *task;
+    int status;
+};
+
+static void *run_worker(void *argument)
+{
+    struct worker *work = argument;
+#if PY_VERSION_HEX >= 0x03090000
+    PyThreadState *mine = PyThreadState_New(PyThreadState_GetInterpreter(work->interpreter_state));
+#else
+    PyThreadState *mine = PyThreadState_New(work->interpreter_state->interp);
+#endif
+    PyEval_RestoreThread(mine);
+    work->status = run_host(work->cycle, work->phase, work->task) == 0 ? 0 : 3;
+    PyThreadState_Clear(mine);
+    PyThreadState_DeleteCurrent();
+    return NULL;
+}
+
+/* Two new interpreters made by this thread, then released, so the workers can take them. */
+static int make_twins(int cycle, const char *phase)
+{
+    app_state = new_interpreter(cycle, phase);
+    if (app_state == NULL)
+        return 4;
+    PyEval_SaveThread();
+    PyEval_RestoreThread(main_state);
+    twin_state = new_interpreter(cycle, phase);
+    if (twin_state == NULL)
+        return 4;
+    PyEval_SaveThread();
+    return 0;
+}
+
+static int run_twins(int cycle, const char *phase, const char *task)
+{
+    struct worker first = {app_state, cycle, phase, task, 0}, second = {twin_state, cycle, phase, task, 0};
+    pthread_t one, two;
+    if (pthread_create(&one, NULL, run_worker, &first) != 0 || pthread_create(&two, NULL, run_worker, &second) != 0) {
+        fprintf(stderr, "[wh-driver] cannot start the worker threads in cycle %d\n", cycle);
+        return 3;
+    }
+    pthread_join(one, NULL);
+    pthread_join(two, NULL);
+    PyEval_RestoreThread(main_state);
+    return first.status ? first.status : second.status;
+}
+
+static void end_twins(int cycle, const char *phase)
+{
+    if (app_state != NULL)
+        end_interpreter(app_state, cycle, phase);
+    if (twin_state != NULL)
+        end_interpreter(twin_state, cycle, phase);
+    app_state = twin_state = NULL;
+}
+
 static int do_load(int cycle, const char *phase, const char *task)
 {
     if (!python_running)
         start_python(cycle, phase);
     if (mode == FINALIZE_REINIT)
         return run_host(cycle, phase, task) == 0 ? 0 : 3;
+    if (mode == INTERPRETER_PARALLEL) {
+        int status = make_twins(cycle, phase);
+        return status ? status : run_twins(cycle, phase, task);
+    }
     app_state = new_interpreter(cycle, phase);
     if (app_state == NULL)
         return 4;
@@ -247,6 +318,12 @@ static int do_reload(int cycle, const char *phase)
         finalize_python(cycle, phase);
         start_python(cycle, phase);
         return run_host(cycle, phase, "load") == 0 ? 0 : 3;
+    }
+    if (mode == INTERPRETER_PARALLEL) {
+        int status;
+        end_twins(cycle, phase);
+        status = make_twins(cycle, phase);
+        return status ? status : run_twins(cycle, phase, "load");
     }
     if (mode == INTERPRETER_CYCLE) {
         if (app_state != NULL)
@@ -273,6 +350,8 @@ static int do_reload(int cycle, const char *phase)
 
 static int do_stop(int cycle)
 {
+    if (mode == INTERPRETER_PARALLEL && app_state != NULL)
+        end_twins(cycle, "stop");
     if (app_state != NULL) {
         end_interpreter(app_state, cycle, "stop");
         app_state = NULL;
@@ -290,6 +369,8 @@ static enum mode parse_mode(const char *text, int *ok)
         return INTERPRETER_CYCLE;
     if (strcmp(text, "interpreter-overlap") == 0)
         return INTERPRETER_OVERLAP;
+    if (strcmp(text, "interpreter-parallel") == 0)
+        return INTERPRETER_PARALLEL;
     if (strcmp(text, "finalize-reinit") == 0)
         return FINALIZE_REINIT;
     *ok = 0;
@@ -302,7 +383,8 @@ int main(int argc, char **argv)
     char *text;
     int ok, cycle = -1, status = 0;
     if (argc != 6) {
-        fprintf(stderr, "usage: %s interpreter-cycle|interpreter-overlap|finalize-reinit legacy|isolated "
+        fprintf(stderr, "usage: %s interpreter-cycle|interpreter-overlap|interpreter-parallel|finalize-reinit "
+                        "legacy|isolated "
                         "PROGRAM HOST PROGRESS\n", argv[0]);
         return 2;
     }
