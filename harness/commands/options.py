@@ -4,7 +4,6 @@ a bad value is one line naming the option and the fix, before anything starts.""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
@@ -20,11 +19,6 @@ LOCAL_HELP = (
     "an sdist, wheel or source folder of a package on no index (PyProtocols, RuleDispatch) that a scenario's "
     "local_packages names; repeatable, or list them in $MOD_WSGI_HARNESS_LOCAL_PACKAGES"
 )
-
-
-def default_jobs() -> int:
-    """Cycles mostly wait on Apache's timers: two runs per core keeps the CPUs busy but not swamped."""
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
 def _bounded(option: str, low: int, high: int) -> type:
@@ -164,14 +158,27 @@ def results() -> argparse.ArgumentParser:
     return parser
 
 
+def _jobs(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number from 1 to {MAX_JOBS}") from None
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; give 'auto' or 1 to {MAX_JOBS}")
+    return value
+
+
 def jobs() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         "--jobs",
         "-j",
-        type=_bounded("--jobs", 1, MAX_JOBS),
-        default=default_jobs(),
-        help=f"runs side by side, 1 to {MAX_JOBS} (default: {default_jobs()})",
+        type=_jobs,
+        default=None,
+        metavar="N|auto",
+        help=f"runs side by side: 'auto' (the default) admits runs while CPU and memory allow, or 1 to {MAX_JOBS}",
     )
     return parser
 

@@ -13,6 +13,7 @@ from harness.errors import HarnessError
 from harness.model.records import RunResult
 from harness.model.spec import RunSpec
 from harness.output import baseline, bundle
+from harness.run.admission import Admission
 from harness.run.plan import plan
 from harness.run.session import SessionPlan, run_session
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"nothing to run: {reasons}")
     base = baseline.load(args.baseline) if args.baseline else None
     jobs = 1 if args.port is not None else args.jobs
-    print(f"{len(planned.specs)} runs, {args.cycles} cycles each, {jobs} at a time", file=sys.stderr)
+    print(f"{len(planned.specs)} runs, {args.cycles} cycles each, {Admission(jobs).describe()}", file=sys.stderr)
     session_plan = SessionPlan(
         tuple(planned.specs), common.results_dir(args), jobs, baseline=base, skipped=tuple(planned.skipped)
     )

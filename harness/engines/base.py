@@ -23,7 +23,7 @@ from harness.model.records import Confirmation, Death, EngineInfo, EventKind, Lo
 from harness.model.scenario import Probe, Scenario
 from harness.model.spec import RunSpec
 
-POLL = 0.02
+POLL = 0.05
 
 
 class Interrupted(Exception):

@@ -31,7 +31,7 @@ from harness.storage import disk_error
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 _CORE_NAME = re.compile(r"^core(?:\.\d+)?$")  # "core", or "core.PID" with kernel.core_uses_pid
-WATCH_INTERVAL = 0.02
+WATCH_INTERVAL = 0.1  # a core is renamed within this; one daemon per run does not crash twice as fast
 COMPLETE_WAIT = 10.0
 
 

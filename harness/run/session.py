@@ -10,7 +10,6 @@ then stops its server in its own ``finally``, and the session record says it was
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -37,21 +36,17 @@ from harness.model.scenario import Scenario
 from harness.model.spec import RunSpec
 from harness.output import baseline as baselines
 from harness.output import session_files
+from harness.run.admission import Admission
 from harness.run.runner import RunContext, execute
 
 Progress = Callable[[RunResult, int, int], None]
-
-
-def default_jobs() -> int:
-    """Cycles mostly wait on Apache's timers: two runs per core keeps the CPUs busy but not swamped."""
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True)
 class SessionPlan:
     specs: tuple[RunSpec, ...]
     results: Path  # where session folders go
-    jobs: int = 2
+    jobs: int | None = None  # runs side by side; None: as many as the machine's CPU and memory allow
     session_dir: Path | None = None  # a fixed folder (resumed, or a matrix's) instead of a new one
     baseline: baselines.Baseline | None = None
     skipped: tuple[tuple[str, str], ...] = ()  # (scenario, why it cannot run here)
@@ -213,46 +208,35 @@ def run_session(plan: SessionPlan, progress: Progress | None = None) -> tuple[Pa
     return session_dir, record
 
 
-def _run_all(
-    plan: SessionPlan,
-    specs: list[RunSpec],
-    ctx: RunContext,
-    kept: list[RunResult],
-    statuses: tuple[CellStatus, ...],
-    started: float,
-    progress: Progress | None,
-) -> SessionRecord:
+def _run_all(plan: SessionPlan, specs: list[RunSpec], ctx: RunContext, kept: list[RunResult],
+             statuses: tuple[CellStatus, ...], started: float, progress: Progress | None) -> SessionRecord:  # fmt: skip
     results = list(kept)
     total = len(specs) + len(kept)
     compilations = sum(1 for s in statuses if s.cell is not None and s.cell.compiled_now)
-    jobs = 1 if any(s.port is not None for s in specs) else max(1, plan.jobs)
+    admission = Admission(1 if any(s.port is not None for s in specs) else plan.jobs)
 
     def write(finished: float | None = None) -> SessionRecord:
         ordered = tuple(sorted(results, key=lambda r: (r.cell.label, r.run)))
         record = SessionRecord(
-            session=ctx.session_dir.name,
-            runs=ordered,
-            skipped=plan.skipped,
-            broken=tuple(broken_slots(ordered)),
-            cells=statuses,
-            compilations=compilations,
-            interrupted=ctx.stop.is_set(),
-            started=started,
+            session=ctx.session_dir.name, runs=ordered, skipped=plan.skipped, broken=tuple(broken_slots(ordered)),
+            cells=statuses, compilations=compilations, interrupted=ctx.stop.is_set(), started=started,
             finished=finished,
-        )
+        )  # fmt: skip
         session_files.write(ctx.session_dir, record)
         return record
 
     if kept:
         write()
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
-        pending: set[Future[RunResult]] = {pool.submit(execute, spec, ctx) for spec in specs}
+    queue = list(specs)
+    with ThreadPoolExecutor(max_workers=admission.workers, thread_name_prefix="run") as pool:
+        pending: set[Future[RunResult]] = set()
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            while queue or pending:
+                while queue and not ctx.stop.is_set() and admission.room(len(pending)):
+                    admission.admitted()
+                    pending.add(pool.submit(execute, queue.pop(0), ctx))
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in done:
-                    if future.cancelled():
-                        continue
                     result = future.result()
                     if plan.baseline is not None:
                         result = baselines.annotate(plan.baseline, result)
@@ -261,8 +245,7 @@ def _run_all(
                     if progress:
                         progress(result, len(results), total)
                 if ctx.stop.is_set():
-                    for future in pending:
-                        future.cancel()
+                    queue.clear()
         except BaseException:
             ctx.stop.set()
             with contextlib.suppress(HarnessError):  # the first error is the one to say (a full disk fails the rest)

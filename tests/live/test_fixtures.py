@@ -49,7 +49,8 @@ def test_pyrex_pattern_under_the_driver_on_every_python(tmp_path: Path) -> None:
         if run.mechanism == "interpreter-overlap":
             assert run.verdict is Outcome.CRASHED and run.counts[Outcome.CRASHED] == 3
             signature = run.signatures[0].signature
-            assert signature.startswith("__Pyx_GetName (pyrex_pattern.c:") and " in pyrex_pattern" in signature, signature
+            assert signature.startswith("__Pyx_GetName (pyrex_pattern.c:"), signature
+            assert " in pyrex_pattern" in signature, signature  # the fixture's own shared object
             assert signature.endswith("| SIGSEGV") and run.signatures[0].crashes == 3, run.signatures
         if run.cell.python.startswith("2.7") and run.mechanism == "interpreter-cycle":
             wrong = run.evidence.get(Outcome.WRONG_RESULT, ())

@@ -155,7 +155,8 @@ def test_resumed_matrix_runs_only_what_is_missing(tmp_path: Path) -> None:
     ran = [line for line in again.stderr.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
     assert len(ran) == 1 and "segfault.sigusr1.global: crashed" in ran[0], again.stderr
     runs = session_record_of(folder).runs
-    assert sorted(run.run for run in runs) == ["hello.sigusr1.global", "segfault.sigusr1.global", "stdlib.sigusr1.global"]
+    names = sorted(run.run for run in runs)
+    assert names == ["hello.sigusr1.global", "segfault.sigusr1.global", "stdlib.sigusr1.global"]
 
 
 def test_bisect_finds_the_first_release_that_changes_the_verdict(tmp_path: Path) -> None:

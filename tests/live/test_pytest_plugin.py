@@ -41,7 +41,7 @@ def test_controls_run_in_parallel_with_verdicts_in_junit(tmp_path: Path) -> None
     }
     assert verdicts["hello[sigusr1-global]"]["verdict"] == "clean"
     assert verdicts["segfault[sigusr1-global]"]["verdict"] == "crashed"
-    assert int(verdicts["segfault[sigusr1-global]"]["count.crashed"]) >= 1
+    assert int(verdicts["segfault[sigusr1-global]"]["count.crashed"] or 0) >= 1
     assert verdicts["raise[sigusr1-global]"]["verdict"] == "raised"
     classes = {case.get("name"): case.get("classname") for case in root.iter("testcase")}
     assert classes["hello[sigusr1-global]"] == "wsgi-harness.hello", classes

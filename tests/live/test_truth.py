@@ -34,7 +34,8 @@ def _apache() -> None:
 
 
 def test_a_silent_death_at_the_stop_is_crashed_with_its_core(tmp_path: Path) -> None:
-    done = run_once(tmp_path, str(FIXTURES / "silent_stop_crash"), "sigusr1,apache-graceful,interpreter-cycle", cycles=2)
+    mechanisms = "sigusr1,apache-graceful,interpreter-cycle"
+    done = run_once(tmp_path, str(FIXTURES / "silent_stop_crash"), mechanisms, cycles=2)
     assert done.returncode == 0, done.stderr[-2000:]
     for run in session_record(tmp_path).runs:
         records = cycles(tmp_path, run.folder)
@@ -136,6 +137,7 @@ def test_a_lazily_loaded_app_differs_from_the_preloaded_one(tmp_path: Path) -> N
     lazy = run_once(tmp_path / "lazy", str(FIXTURES / "lazy_load"), "sigusr1", "--layout", "named", "--lazy-load",
                     cycles=1)  # fmt: skip
     assert pre.returncode == 0, pre.stderr[-2000:]
+    assert lazy.returncode == 1, lazy.stderr[-2000:]  # wrong-result where clean is expected
     (preloaded,) = session_record(tmp_path / "pre").runs
     (lazily,) = session_record(tmp_path / "lazy").runs
     assert preloaded.verdict is Outcome.CLEAN

@@ -164,7 +164,7 @@ def test_run_refuses_bad_options_before_starting_anything(
 
 def test_the_error_names_the_option_and_the_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = cli(capsys, "run", "--jobs", "0", "--results", str(tmp_path / "r"))
-    assert done.stderr == "error: argument --jobs/-j: 0 is out of range; give 1 to 64\n"
+    assert done.stderr == "error: argument --jobs/-j: 0 is out of range; give 'auto' or 1 to 64\n"
     done = cli(capsys, "run", "--cycles", "99999999", "--results", str(tmp_path / "r"))
     assert done.stderr == "error: argument --cycles: 99999999 is out of range; give 1 to 10000\n"
 

@@ -167,7 +167,7 @@ class ApacheEngine:
         return lines
 
     def _watch_children(self) -> None:
-        self.deaths.watch(child.pid for child in self.server.children())
+        self.deaths.watch(self.server.children())
 
     def take_deaths(self) -> list[Death]:
         self._watch_children()  # zombies too: a child that died before anyone looked is still our child

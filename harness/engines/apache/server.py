@@ -27,7 +27,7 @@ from harness import proc
 from harness.cells.build import Cell
 from harness.cells.privileges import ServerUser
 from harness.cells.view import PrivateView
-from harness.engines import roots
+from harness.engines import procs, roots
 from harness.engines.apache import http
 from harness.engines.base import StartFailed, TriggerFailed
 from harness.engines.classify import parse_line
@@ -123,6 +123,7 @@ class ApacheServer:
         self.app_dir = plan.root / "app"
         self.port = plan.port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._daemons: set[int] = set()  # children seen named as mod_wsgi daemons
 
     # --- files -------------------------------------------------------------------------------
     @property
@@ -345,49 +346,40 @@ class ApacheServer:
                 process.wait(timeout=5)
 
     # --- observation -------------------------------------------------------------------------
-    def children(self) -> list[psutil.Process]:
+    def children(self) -> list[int]:
         pid = self.parent_pid
-        if pid is None:
-            return []
-        try:
-            return psutil.Process(pid).children()
-        except psutil.Error:
-            return []
+        return [] if pid is None else procs.children(pid)
+
+    def _is_daemon(self, pid: int) -> bool:
+        """A mod_wsgi daemon renames itself '(wsgi:GROUP)' just after the fork, and keeps that name: once seen,
+        it is remembered; a child not (yet) renamed is looked at again next time."""
+        if pid in self._daemons:
+            return True
+        if procs.command_line(pid).startswith(DAEMON_PREFIX):
+            self._daemons.add(pid)
+            return True
+        return False
 
     def daemon_pids(self) -> set[int]:
-        pids = set()
-        for child in self.children():
-            try:
-                cmdline = child.cmdline()
-                if cmdline and cmdline[0].startswith(DAEMON_PREFIX) and child.status() != psutil.STATUS_ZOMBIE:
-                    pids.add(child.pid)
-            except psutil.Error:
-                continue
-        return pids
+        return {pid for pid in self.children() if self._is_daemon(pid) and procs.state(pid) not in (None, "Z")}
 
     def request_pids(self) -> set[int]:
         """The processes that run the app's requests: daemons, or in embedded mode Apache's workers."""
         if not self.plan.embedded:
             return self.daemon_pids()
-        return {row.pid for row in self.process_table() if row.role == "worker" and row.status != psutil.STATUS_ZOMBIE}
+        return {pid for pid in self.children() if not self._is_daemon(pid) and procs.state(pid) not in (None, "Z")}
 
     def process_table(self) -> list[ProcessRow]:
         """The server tree as it is now: parent, workers and daemons with their state."""
-        pid = self.parent_pid
-        if pid is None:
-            return []
-        try:
-            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-        except psutil.Error:
+        parent = self.parent_pid
+        if parent is None:
             return []
         table: list[ProcessRow] = []
-        for process in procs:
-            try:
-                first = (process.cmdline() or [""])[0].strip()
-                role = "parent" if process.pid == pid else "daemon" if first.startswith(DAEMON_PREFIX) else "worker"
-                table.append(ProcessRow(process.pid, role, process.status(), process.num_threads()))
-            except psutil.Error:
-                continue
+        for pid in (parent, *self.children()):
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                role = "parent" if pid == parent else "daemon" if self._is_daemon(pid) else "worker"
+                table.append(ProcessRow(pid, role, process.status(), process.num_threads()))
         return table
 
     # --- mechanisms.Controls -------------------------------------------------------------------
