@@ -47,6 +47,7 @@ class Cell:
     apache: ApacheInfo | None
     env_dir: str
     mod_wsgi_version: str | None = None  # what pip installed
+    httpd: str | None = None  # the Apache binary the servers run (a bundled one lives in the environment)
 
     @property
     def express(self) -> Path:
@@ -143,7 +144,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
     with locked(cells / f"{key}.lock"):
         if marker.is_file():
             record = json.loads(marker.read_text())
-            return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"))
+            return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"), record.get("httpd"))
         failed = cells / f"{key}.unsupported.json"
         if failed.is_file():
             record = json.loads(failed.read_text())
@@ -156,7 +157,9 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
             if not result.user_error:  # a limit of the cell: remembered; the user's typo is not
                 failed.write_text(json.dumps({"reason": result.reason, "log": result.log}))
             return result
+        httpd = _httpd(env_dir, apache)
         record = {
+            "httpd": httpd,
             "python": python.version,
             "python_executable": python.executable,
             "mod_wsgi": mod_wsgi,
@@ -167,7 +170,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
             "built_at": time.time(),
         }
         marker.write_text(json.dumps(record))
-        return Cell(python, mod_wsgi, apache, str(env_dir), result)
+        return Cell(python, mod_wsgi, apache, str(env_dir), result, httpd)
 
 
 def _make_env(python: PythonInfo, env_dir: Path, log: list[str]) -> bool:
@@ -194,6 +197,13 @@ def _build(
         return None
     pip_env = {**os.environ, "APXS": apache.apxs, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--no-input"]
+    if is_bundled(apache):
+        # mod_wsgi's setup finds a bundled Apache through mod_wsgi_packages.httpd in the same environment; an
+        # APXS in the environment would win over it.
+        pip_env.pop("APXS", None)
+        refused = _install_bundled(python, apache, env_dir, pip, pip_env, log)
+        if refused is not None:
+            return refused
     # mod_wsgi-express before 5.0 finds its module through setuptools' metadata, which venvs of
     # Python >= 3.12 no longer carry: without it express looks for the wrong .so.
     extra = ["setuptools"] if python.release >= Version("3.12") else []
@@ -227,6 +237,39 @@ def pip_tells_ignored(env_python: Path) -> bool:
         return found is not None and Version(found[1]) >= Version("21.2")
     except InvalidVersion:
         return False
+
+
+def is_bundled(apache: ApacheInfo | None) -> bool:
+    return apache is not None and apache.origin.startswith("bundled:")
+
+
+def _install_bundled(
+    python: PythonInfo, apache: ApacheInfo, env_dir: Path, pip: list[str], pip_env: dict[str, str], log: list[str]
+) -> Unsupported | None:
+    """The bundled Apache's wheel for this Python, installed before mod_wsgi."""
+    from harness.cells.bundled import wheel_for
+
+    if python.release < Version("3"):
+        return Unsupported(f"a bundled Apache ({apache.origin}) needs Python 3: mod-wsgi-httpd does not build for 2.7")
+    wheel = wheel_for(Path(apache.apxs), env_dir / "bin" / "python")
+    if isinstance(wheel, str):
+        return Unsupported(f"no {apache.origin} wheel for Python {python.version}: {wheel}", "\n".join(log))
+    done = proc.run([*pip, str(wheel)], timeout=BUILD_TIMEOUT, env=pip_env)
+    log += [f"$ pip install {wheel}", done.output or (done.problem or "")]
+    if not done.ok:
+        return Unsupported(f"{wheel.name} does not install for Python {python.version}: {done.last_line()}",
+                           "\n".join(log))  # fmt: skip
+    return None
+
+
+def _httpd(env_dir: Path, apache: ApacheInfo | None) -> str | None:
+    """The httpd the cell's servers run: the bundled one inside the environment, else the system's."""
+    if apache is None:
+        return None
+    if is_bundled(apache):
+        found = sorted(env_dir.glob("lib/python*/site-packages/mod_wsgi_packages/httpd/bin/httpd"))
+        return str(found[0]) if found else None
+    return apache.httpd
 
 
 def requirement_exists_nowhere(pip_output: str, requirement: str, pip_tells: bool = True) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.cells import interpreters, view
 from harness.cells.apache import ApacheInfo, find_apache
 from harness.cells.build import Cell, PythonInfo, Unsupported, cell_known, ensure_cell, express_options
+from harness.cells.bundled import bundled_apache
 from harness.cells.privileges import ServerUser, blocked_path, check_can_run, choose
 from harness.cells.view import PrivateView
 from harness.errors import HarnessError
@@ -40,6 +41,8 @@ class PreparedCell:
 
 def apache_for(ref: ApacheRef) -> ApacheInfo:
     """The Apache a spec names, on this machine: the same apxs if it is there, else one of the same origin."""
+    if ref.origin.startswith("bundled:"):
+        return bundled_apache(ref.version)
     if Path(ref.apxs).exists():
         return find_apache(ref.apxs)
     if ref.origin == "debian":
@@ -74,7 +77,7 @@ def prepare(spec: CellSpec, server_user: str | None, private_view: bool) -> Prep
         mod_wsgi=spec.mod_wsgi,
         apache=apache.version if apache else None,
         apache_origin=apache.origin if apache else None,
-        httpd=apache.httpd if apache else None,
+        httpd=(apache.httpd or None) if apache else None,
         compiled_now=compiled,
     )
     if isinstance(built, Unsupported):
@@ -82,7 +85,7 @@ def prepare(spec: CellSpec, server_user: str | None, private_view: bool) -> Prep
             raise HarnessError(f"--mod-wsgi {spec.mod_wsgi}: {built.reason}")
         return PreparedCell(spec, replace(info, unsupported=built.reason), None, user, None, log=built.log)
     resolved = CellSpec(spec.python, python.executable, spec.mod_wsgi, spec.apache, built.mod_wsgi_version)
-    info = replace(info, env_dir=built.env_dir, mod_wsgi_version=built.mod_wsgi_version)
+    info = replace(info, env_dir=built.env_dir, mod_wsgi_version=built.mod_wsgi_version, httpd=built.httpd)
     private: PrivateView | None = None
     blocked = blocked_path(user, python.executable, built.env_python) if os.geteuid() == 0 else None
     if blocked is not None and private_view:

@@ -12,13 +12,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from harness.commands import baseline, bisect, bundle, check, clean, envs, isolate, matrix, report
+from harness.commands import baseline, bisect, bundle, check, clean, envs, isolate, matrix, readiness, report
 from harness.commands import list as list_command
 from harness.commands import run as run_command
 from harness.errors import HarnessError
 from harness.model.invariants import InvariantError
 
-COMMANDS = (run_command, list_command, check, matrix, report, bisect, isolate, bundle, baseline, envs, clean)
+COMMANDS = (run_command, list_command, check, matrix, readiness, report, bisect, isolate, bundle, baseline, envs, clean)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.cells import generated, handins, interpreters
 from harness.cells.apache import ApacheInfo, find_apache
 from harness.cells.build import DEFAULT_MOD_WSGI, PythonInfo, base_interpreter, describe_python
+from harness.cells.bundled import bundled_apache
 from harness.cells.setup import cell_spec
 from harness.commands import options
 from harness.errors import HarnessError
@@ -78,7 +79,7 @@ def apaches(text: str | None) -> list[ApacheInfo]:
     found = []
     for item in items:
         if item is not None and item.startswith("bundled"):
-            raise HarnessError("--apache bundled: not in this version of the harness; give an apxs path")
+            found.append(bundled_apache(item.partition(":")[2] or None))
         else:
             found.append(find_apache(item))
     return found

@@ -20,8 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from harness import proc, storage
 from harness.engines.procs import signal_name
 from harness.errors import HarnessError
@@ -31,6 +29,7 @@ from harness.model.records import CYCLES, SUMMARY, CycleRecord, Phase, RunResult
 from harness.model.spec import SPEC_FILE, RunSpec
 from harness.output import locate
 from harness.output.markdown import rates_text
+from harness.output.render import TEXT
 
 CONFIG_FILES = ("httpd.conf", "harness-include.conf", "handler.wsgi", "driver.json")
 ISSUE_LOG_LINES = 40
@@ -94,16 +93,6 @@ def versions(result: RunResult) -> dict[str, Any]:
             ),
         }
     return found
-
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("harness.output", "templates"),
-    autoescape=False,  # Markdown and shell: every value that reaches the shell is quoted by the caller
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def make(run_dir: Path, out_dir: Path, with_cores: bool = False, with_packages: bool = True) -> tuple[Path, Path]:
@@ -183,7 +172,7 @@ def _fill(
     (folder / "freeze.txt").write_text("\n".join(found["pip_freeze"]) + "\n")
     script = folder / "reproduce.sh"
     script.write_text(
-        _TEMPLATES.get_template("reproduce.sh.j2").render(
+        TEXT.get_template("reproduce.sh.j2").render(
             run=result.run,
             verdict=result.verdict.value,
             signatures=[s.signature for s in result.signatures],
@@ -283,7 +272,7 @@ def issue_text(
     reloads = [r for r in records if r.phase is Phase.RELOAD]
     first_bad = next((r for r in records if r.outcome.is_failure), None)
     log_cycle = first_bad.cycle if first_bad and first_bad.cycle in failing else next(iter(failing), None)
-    text = _TEMPLATES.get_template("ISSUE.md.j2").render(
+    text = TEXT.get_template("ISSUE.md.j2").render(
         result=result,
         context=context(result),
         rates=rates_text(result),

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import jinja2
 from packaging.version import InvalidVersion, Version
 
 from harness import storage
@@ -24,6 +23,7 @@ from harness.model.assessment import Standing, broken_slots, evidence_lines, sta
 from harness.model.outcome import BROKEN_COLOUR, INTERRUPTED_COLOUR, POLICY, Outcome
 from harness.model.records import SUMMARY, BrokenSlot, RunResult, SessionRecord
 from harness.output.markdown import cell_text
+from harness.output.render import HTML
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 DRIVER_COLUMN = "no mod_wsgi (driver)"
@@ -173,15 +173,6 @@ def markdown(grids: Sequence[Grid], broken: Sequence[BrokenSlot], out_dir: Path)
     return "\n".join(lines) + "\n"
 
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("harness.output", "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2.html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
-
-
 def page(grids: Sequence[Grid], broken: Sequence[BrokenSlot], out_dir: Path) -> str:
     """The HTML page: one coloured grid per scenario, mechanism and layout; no outside resources."""
     shown = [
@@ -202,7 +193,7 @@ def page(grids: Sequence[Grid], broken: Sequence[BrokenSlot], out_dir: Path) -> 
         ("broken slot", BROKEN_COLOUR, "the clean control failed here"),
         ("interrupted", INTERRUPTED_COLOUR, "stopped before it finished"),
     ]
-    return _ENVIRONMENT.get_template("report.html.j2").render(grids=shown, legend=legend)
+    return HTML.get_template("report.html.j2").render(grids=shown, legend=legend)
 
 
 def chromium() -> str | None:

@@ -52,8 +52,7 @@ class ApacheEngine:
 
     @property
     def executable(self) -> str:
-        apache = self.server.plan.cell.apache
-        return apache.httpd if apache is not None else "apache2"
+        return self.server.plan.cell.httpd or "apache2"
 
     @property
     def fires_on_request(self) -> bool:

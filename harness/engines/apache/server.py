@@ -24,7 +24,7 @@ from typing import Any
 import psutil
 
 from harness import proc
-from harness.cells.build import Cell
+from harness.cells.build import Cell, is_bundled
 from harness.cells.privileges import ServerUser
 from harness.cells.view import PrivateView
 from harness.engines import procs, roots
@@ -166,7 +166,12 @@ class ApacheServer:
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "PYTHONFAULTHANDLER": "1",
-            "APXS": self.plan.cell.apache.apxs if self.plan.cell.apache else "",
+            # express of a bundled Apache finds it itself; a system Apache is named by its apxs
+            **(
+                {"APXS": self.plan.cell.apache.apxs}
+                if self.plan.cell.apache and not is_bundled(self.plan.cell.apache)
+                else {}
+            ),
             **self.plan.extra_env,
         }
 
