@@ -207,7 +207,14 @@ def _build(
     # mod_wsgi-express before 5.0 finds its module through setuptools' metadata, which venvs of
     # Python >= 3.12 no longer carry: without it express looks for the wrong .so.
     extra = ["setuptools"] if python.release >= Version("3.12") else []
-    args = [*pip, pip_requirement(mod_wsgi), *extra]
+    isolation: list[str] = []
+    if is_bundled(apache):
+        # pip's isolated build environment would hide mod_wsgi_packages.httpd from mod_wsgi's setup.py, which
+        # then falls back to a system apxs: build in the cell's own environment, with its setuptools.
+        done = proc.run([*pip, "setuptools", "wheel"], timeout=BUILD_TIMEOUT, env=pip_env)
+        log += ["$ pip install setuptools wheel", done.output or (done.problem or "")]
+        isolation = ["--no-build-isolation"]
+    args = [*pip, *isolation, pip_requirement(mod_wsgi), *extra]
     done = proc.run(args, timeout=BUILD_TIMEOUT, env=pip_env)
     log += ["$ " + " ".join(args), done.output or (done.problem or "")]
     if not done.ok:

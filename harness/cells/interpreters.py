@@ -79,7 +79,8 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 def select(found: Sequence[PythonInfo], wanted: str) -> list[PythonInfo]:
     """Interpreters matching a comma list of versions ('3.8', '3.11.7') or paths; ValueError names
-    what matched nothing, with what there is."""
+    what matched nothing, with what there is. A version names one interpreter: the newest patch release
+    found of it (list '3.11.2,3.11.7' to run two)."""
     chosen: list[PythonInfo] = []
     for item in (w.strip() for w in wanted.split(",") if w.strip()):
         if "/" in item:
@@ -89,7 +90,7 @@ def select(found: Sequence[PythonInfo], wanted: str) -> list[PythonInfo]:
         if not matches:
             have = ", ".join(p.version for p in found) or "none"
             raise ValueError(f"--python: no interpreter {item} found (found: {have}); give a version or a path")
-        chosen += matches
+        chosen.append(max(matches, key=lambda p: p.release))
     return list({p.executable: p for p in chosen}.values())
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.engines.apache.engine import script_loaders
 from harness.engines.classify import classify, classify_line, effect, parse_line
 from harness.model.outcome import Outcome
 from harness.model.records import EventKind
@@ -236,3 +237,20 @@ def test_a_raw_line_that_looks_like_apaches_words_is_not_read_as_apache() -> Non
     assert list(classify(["Shutdown requested"])) == []
     (event,) = classify(["[Wed Nov 25 00:00:00.1 2026] [wsgi:info] [pid 7:tid 7] Shutdown requested 'harness'."])
     assert event.kind is EventKind.RELOAD_REQUESTED
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[Sun Nov 29 09:14:39.001667 2026] [wsgi:info] [pid 27297:tid 27297] mod_wsgi (pid=27297, "
+        "process='127.0.0.1:47997', application=''): Loading Python script file '/srv/app/app.wsgi'.",
+        "[Sun Nov 29 09:14:39.001667 2026] [wsgi:info] [pid 27297:tid 27297] Loading WSGI script "
+        "'/srv/app/app.wsgi' into ''.",
+    ],
+    ids=["4.x-5.x", "6.x"],
+)
+def test_the_preload_wait_sees_every_versions_script_load(line: str) -> None:
+    """A missed load line made every daemon start of 4.9.4 and 5.0.2 wait the whole preload timeout."""
+    handler = line.replace("/srv/app/app.wsgi", "/srv/handler.wsgi")
+    assert script_loaders([handler, line], Path("/srv/app/app.wsgi")) == {27297}
+    assert script_loaders([handler], Path("/srv/app/app.wsgi")) == set()

@@ -20,7 +20,7 @@ from packaging.version import Version
 from harness.engines.apache import http
 from harness.engines.apache.server import SHUTDOWN_TIMEOUT, ApacheServer, ServerPlan
 from harness.engines.base import CycleLog, EngineSetup, ProbeTarget, Waiter
-from harness.engines.classify import CRASH_SIGNALS, parse_line
+from harness.engines.classify import CRASH_SIGNALS, classify_line, parse_line
 from harness.engines.logtail import LogTail
 from harness.engines.procs import DeathWatch, signal_name
 from harness.model.layouts import GLOBAL
@@ -100,6 +100,7 @@ class ApacheEngine:
         server = self.server
         waiter.until(lambda: bool(server.request_pids()) or not server.running(), timeout, log.read)
         pids = self.serving_pids()
+        server.mpm()  # read while the start-up line is there
         if self.server.plan.preload and not self.mechanism.embedded:
             waiter.until(lambda: pids <= self._loaded or not server.running(), PRELOAD_WAIT, log.read)
         return pids
@@ -157,12 +158,7 @@ class ApacheEngine:
 
     def read_log(self, final: bool = False) -> list[str]:
         lines = self.tail.flush() if final else self.tail.read()
-        script = f"'{self.server.script}'"
-        for line in lines:
-            if script in line and "WSGI script" in line:
-                parsed = parse_line(line)
-                if parsed.pid is not None:
-                    self._loaded.add(parsed.pid)
+        self._loaded |= script_loaders(lines, self.server.script)
         return lines
 
     def _watch_children(self) -> None:
@@ -204,6 +200,19 @@ class ApacheEngine:
             command=tuple(["mod_wsgi-express", *self.server.express_arguments()]),
             mpm=self.server.mpm(),
         )
+
+
+def script_loaders(lines: Sequence[str], script: Path) -> set[int]:
+    """The processes these log lines show loading the app's script (mod_wsgi 4.x and 5.x say "Loading Python
+    script file", 6.x "Loading WSGI script"; express's own handler.wsgi is not the app)."""
+    quoted = f"'{script}'"
+    found = set()
+    for line in lines:
+        if quoted in line:
+            event = classify_line(parse_line(line))
+            if event is not None and event.kind is EventKind.SCRIPT_LOADED and event.pid is not None:
+                found.add(event.pid)
+    return found
 
 
 def refusal(setup: EngineSetup) -> str | None:

@@ -124,6 +124,7 @@ class ApacheServer:
         self.port = plan.port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._daemons: set[int] = set()  # children seen named as mod_wsgi daemons
+        self._mpm: str | None = None
 
     # --- files -------------------------------------------------------------------------------
     @property
@@ -412,9 +413,11 @@ class ApacheServer:
         return [p for p in (self.root / "httpd.conf", self.include_file, self.root / "handler.wsgi") if p.exists()]
 
     def mpm(self) -> str | None:
-        """The MPM the server really ran, from its own start-up line."""
-        with contextlib.suppress(OSError), open(self.error_log, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if "[mpm_" in line:
-                    return line.split("[mpm_", 1)[1].split(":", 1)[0]
-        return None
+        """The MPM the server really ran, from its own start-up line (kept: the root goes at the end)."""
+        if self._mpm is None:
+            with contextlib.suppress(OSError), open(self.error_log, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if "[mpm_" in line:
+                        self._mpm = line.split("[mpm_", 1)[1].split(":", 1)[0]
+                        break
+        return self._mpm
