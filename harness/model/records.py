@@ -267,6 +267,14 @@ class SignatureCount:
 
 
 @dataclass(frozen=True)
+class ExceptionCount:
+    """One Python exception line (addresses masked) and the cycles whose first exception it was."""
+
+    exception: str
+    cycles: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class RunResult:
     run: str
     spec: RunSpec
@@ -292,6 +300,7 @@ class RunResult:
     evidence: dict[Outcome, tuple[str, ...]] = field(default_factory=dict)
     crashes: tuple[CrashEvent, ...] = ()
     signatures: tuple[SignatureCount, ...] = ()
+    exceptions: tuple[ExceptionCount, ...] = ()  # the cycles' first exceptions, most frequent first
     hangs: tuple[StackDump, ...] = ()
     first_exception: str | None = None
     reason: str | None = None  # why the run could not get going, or ended early

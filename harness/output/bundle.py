@@ -340,4 +340,11 @@ def same(reference: RunResult, now: RunResult) -> list[str]:
         differences.append(
             f"signature differs: {', '.join(sorted(was)) or 'none'} before, {', '.join(sorted(found)) or 'none'} now"
         )
+    raised_before = {e.exception for e in reference.exceptions}
+    raised_now = {e.exception for e in now.exceptions}
+    if raised_before != raised_now:  # a crash that hid a new exception is not the same failure
+        differences.append(
+            f"exception signature differs: {'; '.join(sorted(raised_before)) or 'none'} before, "
+            f"{'; '.join(sorted(raised_now)) or 'none'} now"
+        )
     return differences

@@ -155,3 +155,12 @@ def first_exception(events: Sequence[LogEvent], lines: Sequence[str]) -> str | N
         return None
     last = parse_line(block[-1]).message.strip()
     return last or None
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def exception_signature(text: str) -> str:
+    """A cycle's first exception as a key that groups it across cycles and runs: the line with its
+    object addresses masked (they differ in every process)."""
+    return _ADDRESS.sub("0x…", text.strip())

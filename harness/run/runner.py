@@ -40,6 +40,7 @@ from harness.model.records import (
     Death,
     DeathSource,
     EngineInfo,
+    ExceptionCount,
     Fired,
     Phase,
     RunResult,
@@ -48,6 +49,7 @@ from harness.model.records import (
 from harness.model.scenario import Scenario
 from harness.model.spec import SPEC_FILE, RunSpec
 from harness.run.cycle import CycleRunner
+from harness.run.judge import exception_signature
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,7 @@ def _result(
             SignatureCount(sig, number, tuple(sorted({c.cycle for c in crashes if c.signature == sig})))
             for sig, number in signatures.most_common()
         ),
+        exceptions=exception_counts(records),
         hangs=tuple(dump for r in records for dump in r.stacks),
         first_exception=next((r.first_exception for r in records if r.first_exception), None),
         reason=reason,
@@ -363,3 +366,13 @@ def _result(
         interrupted=interrupted,
         folder=folder,
     )
+
+
+def exception_counts(records: Sequence[CycleRecord]) -> tuple[ExceptionCount, ...]:
+    """The cycles' first exceptions grouped by their signature, the most frequent first."""
+    cycles: dict[str, set[int]] = {}
+    for record in records:
+        if record.first_exception:
+            cycles.setdefault(exception_signature(record.first_exception), set()).add(record.cycle)
+    ranked = sorted(cycles.items(), key=lambda item: (-len(item[1]), min(item[1])))
+    return tuple(ExceptionCount(text, tuple(sorted(found))) for text, found in ranked)
