@@ -87,7 +87,7 @@ def run_spec(args: argparse.Namespace) -> int:
     differences = bundle.same(reference, record.runs[0])
     for line in differences:
         print(f"  {line}")
-    print("same verdict and crash signature" if not differences else "NOT the same: see the lines above")
+    print("same verdict and signatures" if not differences else "NOT the same: see the lines above")
     return 1 if differences else 0
 
 

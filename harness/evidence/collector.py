@@ -178,7 +178,7 @@ class RunEvidence:
                 signature=sig,
             )
         trace = self._backtrace(core, abort)
-        found = trace.culprit or trace.python_frame
+        found = trace.culprit or trace.python_frame or trace.runtime_frame
         sig = f"{found} | {signal_name(number)}" if found else None
         return CrashEvent(
             record.cycle,
@@ -197,7 +197,8 @@ class RunEvidence:
 
         def names_a_frame(threads: list[Thread]) -> str | None:
             found = signature.culprit(threads, core.identity.thread, app)
-            return None if found.frame or found.python_frame else "names no frame of the faulting thread"
+            named = found.frame or found.python_frame or found.runtime_frame
+            return None if named else "names no frame of the faulting thread"
 
         stacks = core_stacks(core.path, self.plan.executable, names_a_frame, self.python_gdb)
         folder = self.plan.run_dir / "backtraces"
@@ -210,6 +211,7 @@ class RunEvidence:
             file=str(file.relative_to(self.plan.run_dir)),
             faulting_thread=found.thread,
             culprit=found.describe(),
+            runtime_frame=found.runtime(),
             culprit_object=found.frame.obj or None if found.frame else None,
             python_frame=found.python_frame.within(app) if found.python_frame else None,
             app_frame=found.app_frame.within(app) if found.app_frame else None,

@@ -47,6 +47,12 @@ class Culprit:
     app_frame: Frame | None
     thread: int | None
     caller: Frame | None = None  # the nearest named frame that called an unnamed culprit
+    runtime_frame: Frame | None = None  # no culprit: the innermost named frame of the runtime itself
+
+    def runtime(self) -> str | None:
+        """Where a crash with no culprit outside the runtime happened (an Apache worker at shutdown, the
+        interpreter's own code): named rather than left without a signature."""
+        return describe(self.runtime_frame) if self.frame is None and self.runtime_frame is not None else None
 
     def describe(self) -> str | None:
         if self.frame is None:
@@ -113,7 +119,26 @@ def culprit(threads: Sequence[Thread], recorded: int | None, app_dir: str | None
     caller = None
     if chosen is not None and not chosen.named:
         caller = next((f for f in native[native.index(chosen) + 1 :] if f.named), None)
-    return Culprit(chosen, python, app, thread.ident, caller)
+    runtime = None
+    if chosen is None:
+        runtime = next((f for f in native if f.named and not _in_c_library(f)), None)
+    return Culprit(chosen, python, app, thread.ident, caller, runtime)
+
+
+def _in_c_library(frame: Frame) -> bool:
+    """The C library's and the loader's own frames, and the signal and abort paths in any object."""
+    name = _object_name(frame)
+    if name and _LIBC_OBJECTS.match(name):
+        return True
+    if frame.function in SIGNAL_FRAMES or _C_LIBRARY_PATHS.match(frame.function):
+        return True
+    return bool(frame.file and frame.file.startswith(("../sysdeps/", "./nptl/", "./stdlib/", "./malloc/")))
+
+
+_C_LIBRARY_PATHS = re.compile(
+    r"^(?:__restore_rt|raise|abort|__GI_\w+|__pthread_kill\w*|pthread_kill\w*|__libc_\w+|malloc_printerr"
+    r"|_int_free\w*|_int_malloc|__fortify_fail|__stack_chk_fail|__assert_fail\w*|_start|start_thread|clone3?)$"
+)
 
 
 _LIBC_OBJECTS = re.compile(r"^(?:libc[.-]|libc\.so|ld-linux|ld64|libpthread)")

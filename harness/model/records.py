@@ -196,6 +196,7 @@ class Backtrace:
     faulting_thread: int | None = None
     culprit: str | None = None  # the innermost frame that is not libc, the loader, Python, Apache or mod_wsgi
     culprit_object: str | None = None  # the shared object holding it
+    runtime_frame: str | None = None  # no culprit: the innermost named frame of Apache, APR or Python itself
     python_frame: str | None = None  # innermost Python frame of the faulting thread
     app_frame: str | None = None  # innermost Python frame in the app's own files
     abort_message: str | None = None  # glibc's or Python's words before an abort

@@ -126,7 +126,8 @@ def portable_spec(result: RunResult, scenario_path: str, packages: Mapping[str, 
     spec = result.spec
     hand_ins = tuple(replace(h, path=packages.get(h.filename, h.path)) for h in spec.hand_ins)
     scenario = spec.scenario if spec.scenario.package else replace(spec.scenario, path=scenario_path)
-    return replace(spec, scenario=scenario, hand_ins=hand_ins, port=None, server_user=None)
+    cell = replace(spec.cell, python_executable="")  # found by its version on the machine that reruns it
+    return replace(spec, scenario=scenario, hand_ins=hand_ins, cell=cell, port=None, server_user=None)
 
 
 def _fill(

@@ -122,6 +122,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunResult:
     run_dir = ctx.session_dir / folder
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _keep_unfinished(run_dir)
     except OSError as exc:
         raise storage.disk_error(run_dir, exc) from None
     scenario = ctx.scenarios[spec.scenario.path]
@@ -366,6 +367,21 @@ def _result(
         interrupted=interrupted,
         folder=folder,
     )
+
+
+def _keep_unfinished(run_dir: Path) -> None:
+    """A resumed session reruns a run that was killed part way: what that attempt wrote moves into
+    unfinished-N/ inside the folder (kept, not mixed into the new attempt's cycles)."""
+    earlier = [p for p in run_dir.iterdir() if not p.name.startswith("unfinished-")]
+    if not earlier:
+        return
+    number = 1
+    while (run_dir / f"unfinished-{number}").exists():
+        number += 1
+    keep = run_dir / f"unfinished-{number}"
+    keep.mkdir()
+    for path in earlier:
+        path.rename(keep / path.name)
 
 
 def exception_counts(records: Sequence[CycleRecord]) -> tuple[ExceptionCount, ...]:

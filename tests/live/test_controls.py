@@ -79,7 +79,7 @@ def _layout(mechanism: str) -> str:
 
 def test_acceptance_command_exits_zero(controls: Controls) -> None:
     assert controls.returncode == 0, controls.stderr[-3000:]
-    assert len(controls.record.runs) == len(CONTROLS) * len(MECHANISM_NAMES) == 5 * (11 + 3)
+    assert len(controls.record.runs) == len(CONTROLS) * len(MECHANISM_NAMES) == 5 * (11 + 4)  # Apache, driver
 
 
 @pytest.mark.parametrize("mechanism", MECHANISM_NAMES)

@@ -63,7 +63,27 @@ def test_fixture_apps_clean_under_every_apache_mechanism(tmp_path: Path) -> None
     runs = _run(tmp_path, "--python", "/usr/bin/python3.11", "--scenario", "pyramid_pyrex,pyramid_cython,pyrex_plain",
                 "--mechanism", ",".join(APACHE_MECHANISM_NAMES), "--layout", "global", "--cycles", "2")  # fmt: skip
     assert len(runs) == 3 * len(APACHE_MECHANISM_NAMES)
-    assert {run.verdict for run in runs.values()} == {Outcome.CLEAN}, {k: r.verdict for k, r in runs.items()}
+    apaches_own = {k for k, r in runs.items() if r.verdict is Outcome.CRASHED and _apache_worker_at_stop(r)}
+    others = {k: r.verdict for k, r in runs.items() if k not in apaches_own}
+    assert set(others.values()) == {Outcome.CLEAN}, others
+    assert len(apaches_own) <= 1, apaches_own  # measured once in about 40 such runs
+
+
+def _apache_worker_at_stop(run: RunResult) -> bool:
+    """Debian's httpd 2.4 event MPM: a worker process (no Python in it) now and then dies in APR while the
+    server shuts down (apr_os_sock_get, called from mod_mpm_event). The harness says crashed, and its
+    signature names APR; it is Apache's, not the app's, so the app's verdict here is whatever else ran."""
+    return (
+        run.counts.get(Outcome.CRASHED) == 1
+        and run.stop_outcome is Outcome.CRASHED
+        and all(
+            c.backtrace is not None
+            and c.backtrace.culprit is None
+            and c.backtrace.python_frame is None
+            and (c.signature or "").split(" | ")[0].endswith(("libapr-1.so.0", "mod_mpm_event.so"))
+            for c in run.crashes
+        )
+    )
 
 
 def test_shutdown_crash_in_two_groups_and_the_orphan_control(tmp_path: Path) -> None:

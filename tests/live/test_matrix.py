@@ -157,6 +157,10 @@ def test_resumed_matrix_runs_only_what_is_missing(tmp_path: Path) -> None:
     runs = session_record_of(folder).runs
     names = sorted(run.run for run in runs)
     assert names == ["hello.sigusr1.global", "segfault.sigusr1.global", "stdlib.sigusr1.global"]
+    rerun = folder / "segfault.sigusr1.global"
+    cycle_lines = (rerun / "cycles.jsonl").read_text().splitlines()
+    assert len(cycle_lines) == {r.run: r for r in runs}["segfault.sigusr1.global"].cycles_recorded
+    assert (rerun / "unfinished-1" / "cycles.jsonl").is_file(), "the killed attempt's files are kept beside it"
 
 
 def test_bisect_finds_the_first_release_that_changes_the_verdict(tmp_path: Path) -> None:

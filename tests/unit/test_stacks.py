@@ -159,6 +159,18 @@ def test_no_culprit_when_every_frame_is_the_interpreters() -> None:
     assert signature.culprit([], None, None) == signature.Culprit(None, None, None, None)
 
 
+def test_a_crash_with_no_culprit_outside_the_runtime_is_named_by_the_runtimes_frame() -> None:
+    """Recorded: an event-MPM worker (no Python in it) died in APR while the server shut down. No frame is
+    anyone else's, so the signature names APR's own frame rather than nothing."""
+    threads = frames.gdb(read("gdb-apache-worker-core.txt"))
+    found = signature.culprit(threads, 28643, None)
+    assert found.describe() is None and found.python_frame is None
+    assert found.runtime() == "apr_os_sock_get in libapr-1.so.0"
+    abort = thread(c("__pthread_kill_implementation", obj="/lib/libc.so.6"), c("raise", obj="/lib/libc.so.6"),
+                   c("fatal_error_exit", obj="/usr/lib/libpython3.11.so.1.0"))  # fmt: skip
+    assert signature.culprit([abort], None, None).runtime() == "fatal_error_exit in libpython3.11.so.1.0"
+
+
 def test_among_several_handling_threads_the_recorded_one_wins() -> None:
     handler = c("<signal handler called>")
     first, second = thread(handler, c("f"), ident=1), thread(handler, c("g"), ident=2)
