@@ -144,7 +144,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
     with locked(cells / f"{key}.lock"):
         if marker.is_file():
             record = json.loads(marker.read_text())
-            return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"), record.get("httpd"))
+            return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"), _httpd(env_dir, apache))
         failed = cells / f"{key}.unsupported.json"
         if failed.is_file():
             record = json.loads(failed.read_text())

@@ -48,6 +48,26 @@ def state(pid: int) -> str | None:
     return fields[0] if fields else None
 
 
+def still_exiting(pid: int) -> bool:
+    """Whether any thread of the process is still at work: a crashed process's leader shows as a zombie
+    while the faulting thread is still writing the core, so the leader's state alone does not say the
+    core is complete."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as handle:
+                text = handle.read().decode("ascii", errors="replace")
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        if fields and fields[0] not in ("Z", "X", "x"):
+            return True
+    return False
+
+
 def command_line(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from harness.engines import procs
 from harness.storage import disk_error
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
@@ -188,10 +188,8 @@ class CoreCollector:
         except (ELFError, OSError, struct.error, ValueError, KeyError):
             return None  # still being written: the notes come first, but may not be there yet
         pid = identity.pid
-        if pid is not None and psutil.pid_exists(pid):
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    return None
+        if pid is not None and procs.still_exiting(pid):
+            return None  # a thread of it is still writing this core
         self.keep_dir.mkdir(parents=True, exist_ok=True)
         target = self.keep_dir / (f"core.{pid}" if pid else path.name)
         if target.exists():

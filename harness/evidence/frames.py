@@ -23,8 +23,12 @@ class Frame:
         return self.function not in ("", "??", "???")
 
     def within(self, folder: str) -> str:
-        """As text, a file under `folder` named relative to it (the app's folder in a throwaway root)."""
-        file = self.file[len(folder) :].lstrip("/") if folder and self.file.startswith(folder) else self.file
+        """As text, a file under `folder` named relative to it (the app's folder in a throwaway root), and
+        an installed module's by its import path (webob/request.py), which is the same on every machine."""
+        if folder and self.file.startswith(folder):
+            file = self.file[len(folder) :].lstrip("/")
+        else:
+            file = _INSTALLED.sub("", self.file)
         return str(Frame(self.kind, self.function, file, self.line, self.obj))
 
     def __str__(self) -> str:
@@ -33,6 +37,10 @@ class Frame:
         where = f" ({self.file}:{self.line})" if self.file and self.line else ""
         lib = f" in {self.obj.rsplit('/', 1)[-1]}" if self.obj else ""
         return f"{self.function}{where}{lib}"
+
+
+# Where installed modules live: a site-packages folder, or the harness's requirement folders (-deps-HASH/).
+_INSTALLED = re.compile(r"^.*/(?:site-packages|dist-packages|[^/]+-deps-[0-9a-f]+)/")
 
 
 @dataclass

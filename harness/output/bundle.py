@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc, storage
+from harness.cells.handins import normal
 from harness.engines.procs import signal_name
 from harness.errors import HarnessError
 from harness.evidence import cores
@@ -34,6 +35,9 @@ from harness.output.render import TEXT
 CONFIG_FILES = ("httpd.conf", "harness-include.conf", "handler.wsgi", "driver.json")
 ISSUE_LOG_LINES = 40
 ISSUE_BACKTRACE_LINES = 45
+EXCERPT_FRAMES = 16  # lines of the faulting thread's stack in ISSUE.md
+EXCERPT_INNER = 2  # of them, inside the culprit
+EXCERPT_WIDTH = 180
 ISSUE_LIMIT = 8000
 
 
@@ -54,16 +58,25 @@ def _os_release() -> str:
 
 
 def freeze(result: RunResult) -> list[str]:
-    """pip freeze of the cell plus every requirement folder the app had on its path."""
+    """Every distribution the app could import, as name==version: the cell's and those of each requirement
+    folder the app had on its path. pip list rather than pip freeze, which names a package installed from a
+    file by this machine's path; a hand-in says which bundled file it came from."""
     env = result.cell.env_dir
     if not env:
         return []
     python = str(Path(env) / "bin" / "python")
-    base = [python, "-m", "pip", "freeze", "--all", "--disable-pip-version-check"]
+    base = [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"]
     lines = proc.run(base, timeout=120).stdout.splitlines()
     for folder in result.site_dirs:
         lines += proc.run([*base, "--path", folder], timeout=120).stdout.splitlines()
-    return sorted(set(lines), key=str.lower)
+    handed = {normal(h.name): h for h in result.spec.hand_ins}
+    found = []
+    for line in set(lines):
+        name = normal(line.partition("==")[0])
+        hand_in = handed.get(name)
+        found.append(f"{line}  # handed in: packages/{hand_in.filename} (sha256 {hand_in.sha256})" if hand_in else line)
+    return sorted(found, key=str.lower)
+
 
 
 def versions(result: RunResult) -> dict[str, Any]:
@@ -88,7 +101,7 @@ def versions(result: RunResult) -> dict[str, Any]:
             "apache_mpm": result.engine.mpm,
             "apache_V": "\n".join(
                 line
-                for line in _output([cell.httpd or "apache2", "-V"]).splitlines()
+                for line in (_output([cell.httpd, "-V"]) if cell.httpd else "").splitlines()
                 if not re.search(r"AH\d{5}|Syntax error|Configuration error", line)
             ),
         }
@@ -319,15 +332,19 @@ def _scenario_files(folder: Path, result: RunResult) -> list[tuple[str, str]]:
 
 
 def _culprit_excerpt(text: str, culprit: str | None) -> str:
-    """The faulting thread's stack around the culprit, not the whole backtrace."""
+    """The faulting thread's stack around the culprit, not the whole backtrace: a few frames inside it
+    and the callers that say how it got there, each line cut at a readable width."""
     lines = text.splitlines()
+    at = None
     if culprit:
         function = culprit.split(" ", 1)[0]
         at = next((i for i, line in enumerate(lines) if function in line and function != "??"), None)
-        if at is not None:
-            start = max(0, at - 12)
-            return "\n".join(lines[start : start + ISSUE_BACKTRACE_LINES])
-    return _head(text, ISSUE_BACKTRACE_LINES)
+    if at is None:
+        chosen = lines[:EXCERPT_FRAMES]
+    else:
+        chosen = lines[max(0, at - EXCERPT_INNER) : at + EXCERPT_FRAMES - EXCERPT_INNER]
+    cut = [line if len(line) <= EXCERPT_WIDTH else line[: EXCERPT_WIDTH - 1] + "…" for line in chosen]
+    return "\n".join(cut)
 
 
 def same(reference: RunResult, now: RunResult) -> list[str]:

@@ -23,6 +23,7 @@ from harness.engines.base import CycleLog, EngineSetup, ProbeTarget, Waiter
 from harness.engines.classify import CRASH_SIGNALS, classify_line, parse_line
 from harness.engines.logtail import LogTail
 from harness.engines.procs import DeathWatch, signal_name
+from harness.errors import HarnessError
 from harness.model.layouts import GLOBAL
 from harness.model.mechanisms import Confirm, Mechanism
 from harness.model.records import Confirmation, Death, EngineInfo, EventKind, Fired, LogEvent, ProbeResult, ProcessRow
@@ -52,7 +53,12 @@ class ApacheEngine:
 
     @property
     def executable(self) -> str:
-        return self.server.plan.cell.httpd or "apache2"
+        """The httpd binary the cores come from (pystack and gdb need its real path)."""
+        httpd = self.server.plan.cell.httpd
+        if not httpd:
+            cell = self.server.plan.cell.env_dir
+            raise HarnessError(f"cell {cell} names no httpd; remove that folder to rebuild it")
+        return httpd
 
     @property
     def fires_on_request(self) -> bool:
