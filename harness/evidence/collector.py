@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import storage
 from harness.engines.procs import signal_name
 from harness.evidence import signature
 from harness.evidence.cores import CoreCollector, CoreFile
-from harness.evidence.frames import Thread
-from harness.evidence.stacks import core_stacks, live_stacks, python_gdb_script
+from harness.evidence.frames import Frame, Thread
+from harness.evidence.stacks import Stacks, core_stacks, live_stacks, python_gdb_script
 from harness.model.records import (
     Backtrace,
     CoreRecord,
@@ -90,6 +90,24 @@ class RunEvidence:
             return None
         return "names no frame of the app in any thread"
 
+    def _app_frame(self, thread: Thread) -> Frame | None:
+        app = self.plan.app_dir
+        return next((f for f in thread.frames if f.kind == "Python" and f.file.startswith(app)), None)
+
+    def _with_native_stacks(self, pid: int, stacks: Stacks) -> Stacks:
+        """The tool that named the app's line saw no native frame of the stuck thread (py-spy without
+        --native, pystack skipping a sub-interpreter before 3.11): gdb adds where each thread blocks."""
+        native = live_stacks(pid, lambda threads: None, self.python_gdb, tools=("gdb",))
+        if native.tool != "gdb":
+            return replace(stacks, tried=[*stacks.tried, *native.tried])
+        return replace(
+            stacks,
+            tool=f"{stacks.tool}+gdb",
+            text=f"{stacks.text.rstrip()}\n{native.text}",
+            tried=[*stacks.tried, "gdb: native frames"],
+            native=native.threads,
+        )
+
     def dump_hung(self, cycle: int, pids: Collection[int], reason: str) -> list[StackDump]:
         """Stacks of every thread (every interpreter) of the processes that may be hung, now."""
         folder = self.plan.run_dir / "stacks"
@@ -98,18 +116,21 @@ class RunEvidence:
             folder.mkdir(exist_ok=True)
         for pid in sorted(pids):
             stacks = live_stacks(pid, self._stuck_thread_named, self.python_gdb)
+            stuck = [t for t in stacks.threads if self._app_frame(t) is not None]
+            if any(signature.blocking_frame(t) is None for t in stuck) and stacks.tool != "gdb":
+                stacks = self._with_native_stacks(pid, stacks)
             file = folder / f"cycle-{cycle:03d}-pid-{pid}.txt"
             header = f"# {reason}\n# {stacks.tool} dump of pid {pid}; tried: {'; '.join(stacks.tried)}\n"
             storage.write_atomic(file, header + stacks.text)
             app_frames, native = [], []
             for thread in stacks.threads:
-                app = next(
-                    (f for f in thread.frames if f.kind == "Python" and f.file.startswith(self.plan.app_dir)), None
-                )
+                app = self._app_frame(thread)
                 if app is None:
                     continue
                 app_frames.append(app.within(self.plan.app_dir))
-                blocking = signature.blocking_frame(thread)
+                blocking = signature.blocking_frame(thread) or next(
+                    (signature.blocking_frame(t) for t in stacks.native if t.same_as(thread)), None
+                )
                 if blocking is not None:
                     native.append(signature.describe(blocking))
             dumps.append(

@@ -48,6 +48,15 @@ class Thread:
     ident: int
     frames: list[Frame] = field(default_factory=list)  # innermost first
     current: bool = False  # the tool says this thread was the one running (gdb's "Current thread")
+    pthread: int | None = None  # its pthread_t, which py-spy names a thread by (gdb shows both)
+
+    def same_as(self, other: Thread) -> bool:
+        """The same OS thread in two tools' dumps: by LWP, or by pthread_t (py-spy's hex ident)."""
+        return (
+            self.ident == other.ident
+            or (self.pthread is not None and self.pthread == other.ident)
+            or (other.pthread is not None and other.pthread == self.ident)
+        )
 
     @property
     def in_signal_handler(self) -> bool:
@@ -82,6 +91,7 @@ def pystack(text: str) -> list[Thread]:
 
 
 _GDB_THREAD = re.compile(r"^Thread (\d+) \(.*?(?:LWP (\d+))?\)\)?:")
+_GDB_PTHREAD = re.compile(r"^Thread \d+ \(Thread (0x[0-9a-f]+) ")
 _GDB_FRAME = re.compile(
     r"^#\d+\s+(?:0x(?P<address>[0-9a-f]+) in )?(?P<function>\S+|<signal handler called>)"
     r"(?: \(.*?\))?(?: at (?P<file>\S+?):(?P<line>\d+))?(?: from (?P<obj>\S+))?\s*$"
@@ -122,7 +132,8 @@ def gdb(text: str) -> list[Thread]:
             lwp = int(head[2] or head[1])
             thread = by_lwp.get(lwp)
             if thread is None:
-                thread = by_lwp[lwp] = Thread(lwp)
+                pthread = _GDB_PTHREAD.search(line)
+                thread = by_lwp[lwp] = Thread(lwp, pthread=int(pthread[1], 16) if pthread else None)
                 order.append(thread)
             continue
         if thread is None:

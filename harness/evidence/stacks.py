@@ -30,6 +30,7 @@ class Stacks:
     threads: list[Thread] = field(default_factory=list)
     text: str = ""  # every tool's output, the kept one first
     tried: list[str] = field(default_factory=list)  # each tool tried and why the next was needed
+    native: list[Thread] = field(default_factory=list)  # gdb's threads, when added for their native frames
 
 
 def _tool(name: str) -> str | None:

@@ -78,7 +78,6 @@ def freeze(result: RunResult) -> list[str]:
     return sorted(found, key=str.lower)
 
 
-
 def versions(result: RunResult) -> dict[str, Any]:
     """Every version that decides whether the crash happens, read now from the same installation."""
     cell = result.cell

@@ -158,3 +158,21 @@ def test_pystack_thread_output_parses_the_recorded_remote_dump() -> None:
     threads = frames.pystack(text)
     stuck = [t for t in threads if any(f.function == "application" for f in t.frames)]
     assert stuck and signature.blocking_frame(stuck[0]) is not None
+
+
+@pytest.mark.parametrize("python", ["3.8", "3.9", "3.10"])
+def test_a_hang_in_a_named_sub_interpreter_before_311_names_the_app_line_and_the_lock(
+    tmp_path: Path, python: str
+) -> None:
+    """pystack skips sub-interpreters before 3.11 ("pystack can only handle subinterpreters for Python
+    3.11+"): py-spy names the app's line, and gdb adds the native function the thread waits in."""
+    done = run_once(tmp_path, "block", "sigusr1", "--layout", "named", "--python", python, "--mod-wsgi", "5.0.2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = only_run(tmp_path)
+    assert run.verdict is Outcome.HUNG and run.hangs, run.evidence
+    for dump in run.hangs:
+        assert dump.app_frames == ("app.wsgi:9 in application",), dump
+        assert dump.native_frames and dump.native_frames[0].startswith("PyThread_acquire_lock_timed"), dump
+        assert dump.tool == "py-spy+gdb", dump.tried
+        text = (session_dir(tmp_path) / run.folder / dump.file).read_text()
+        assert "pystack can only handle subinterpreters for Python 3.11+" in text, "why pystack was not enough"

@@ -227,3 +227,18 @@ def test_no_tool_at_all_is_said_not_raised(tools: dict[str, proc.Done]) -> None:
         "py-spy: not installed",
         "gdb: not installed",
     ]
+
+
+def test_gdb_and_py_spy_name_the_same_thread_by_its_pthread() -> None:
+    """py-spy names a thread by its pthread_t, gdb by its LWP and pthread_t: the hang dump joins them to
+    add the native frame py-spy could not see."""
+    (by_gdb,) = frames.gdb(
+        "Thread 2 (Thread 0x7f4fb9edd6c0 (LWP 12650)):\n"
+        "#0  0x00007f4fbb0a1e96 in __futex_abstimed_wait_common64 () from /lib/x86_64-linux-gnu/libc.so.6\n"
+        "#1  0x00007f4fba5c2b0e in PyThread_acquire_lock_timed () at Python/thread_pthread.h:486\n"
+    )
+    (by_spy,) = frames.pyspy("Thread 0x7F4FB9EDD6C0 (idle)\n    application (/srv/app/app.wsgi:9)\n")
+    assert by_gdb.ident == 12650 and by_gdb.pthread == 0x7F4FB9EDD6C0
+    assert by_spy.same_as(by_gdb) and by_gdb.same_as(by_spy)
+    blocking = signature.blocking_frame(by_gdb)
+    assert blocking is not None and blocking.function == "PyThread_acquire_lock_timed"
