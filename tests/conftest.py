@@ -100,6 +100,10 @@ def server_processes_under(runtime: Path) -> list[str]:
     return found
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the tests marked slow (minutes each)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "run_last: runs after every other test (it reads what they wrote)")
 
@@ -107,3 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked run_last go to the end, where the files of every other test exist."""
     items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
+    if not config.getoption("--run-slow"):
+        skip = pytest.mark.skip(reason="marked slow: run with --run-slow")
+        for item in items:
+            if item.get_closest_marker("slow") is not None:
+                item.add_marker(skip)

@@ -199,21 +199,20 @@ def _build(
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--no-input"]
     if is_bundled(apache):
         # mod_wsgi's setup finds a bundled Apache through mod_wsgi_packages.httpd in the same environment; an
-        # APXS in the environment would win over it.
+        # APXS in the environment would win over it. Both builds happen in the cell's own environment, which
+        # needs setuptools and wheel there (an older pip without wheel falls back to a legacy install).
         pip_env.pop("APXS", None)
+        done = proc.run([*pip, "setuptools", "wheel"], timeout=BUILD_TIMEOUT, env=pip_env)
+        log += ["$ pip install setuptools wheel", done.output or (done.problem or "")]
         refused = _install_bundled(python, apache, env_dir, pip, pip_env, log)
         if refused is not None:
             return refused
     # mod_wsgi-express before 5.0 finds its module through setuptools' metadata, which venvs of
     # Python >= 3.12 no longer carry: without it express looks for the wrong .so.
     extra = ["setuptools"] if python.release >= Version("3.12") else []
-    isolation: list[str] = []
-    if is_bundled(apache):
-        # pip's isolated build environment would hide mod_wsgi_packages.httpd from mod_wsgi's setup.py, which
-        # then falls back to a system apxs: build in the cell's own environment, with its setuptools.
-        done = proc.run([*pip, "setuptools", "wheel"], timeout=BUILD_TIMEOUT, env=pip_env)
-        log += ["$ pip install setuptools wheel", done.output or (done.problem or "")]
-        isolation = ["--no-build-isolation"]
+    # pip's isolated build environment would hide mod_wsgi_packages.httpd from mod_wsgi's setup.py, which
+    # would then fall back to a system apxs.
+    isolation = ["--no-build-isolation"] if is_bundled(apache) else []
     args = [*pip, *isolation, pip_requirement(mod_wsgi), *extra]
     done = proc.run(args, timeout=BUILD_TIMEOUT, env=pip_env)
     log += ["$ " + " ".join(args), done.output or (done.problem or "")]
@@ -258,7 +257,7 @@ def _install_bundled(
 
     if python.release < Version("3"):
         return Unsupported(f"a bundled Apache ({apache.origin}) needs Python 3: mod-wsgi-httpd does not build for 2.7")
-    wheel = wheel_for(Path(apache.apxs), env_dir / "bin" / "python")
+    wheel = wheel_for(Path(apache.apxs), env_dir / "bin" / "python", log)
     if isinstance(wheel, str):
         return Unsupported(f"no {apache.origin} wheel for Python {python.version}: {wheel}", "\n".join(log))
     done = proc.run([*pip, str(wheel)], timeout=BUILD_TIMEOUT, env=pip_env)

@@ -132,16 +132,15 @@ def source_tree(version: str | None) -> tuple[str, Path]:
     return httpd, tree
 
 
-def wheel_for(tree: Path, env_python: Path) -> Path | str:
+def wheel_for(tree: Path, env_python: Path, log: list[str]) -> Path | str:
     """A wheel of the built tree for one environment's Python (the httpd build is not repeated); its path, or
-    pip's reason when it cannot be made."""
+    pip's reason when it cannot be made (its output goes to the cell's log)."""
     wheels = tree / "wheels"
     wheels.mkdir(exist_ok=True)
-    done = proc.run(
-        [str(env_python), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "--wheel-dir", str(wheels),
-         str(tree)],
-        timeout=BUILD_TIMEOUT,
-    )  # fmt: skip
+    args = [str(env_python), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "--wheel-dir",
+            str(wheels), str(tree)]  # fmt: skip
+    done = proc.run(args, timeout=BUILD_TIMEOUT)
+    log += ["$ " + " ".join(args), done.output or (done.problem or "")]
     if not done.ok:
         return done.last_line()
     tag = proc.run([str(env_python), "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], timeout=60).stdout
