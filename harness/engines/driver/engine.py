@@ -107,6 +107,7 @@ class DriverEngine:
         self.error_log = plan.root / "error_log"
         self.tail = LogTail(self.error_log, mirror=mirror)
         self.extensions: list[tuple[str, str]] = []  # C extension modules the first load imported
+        self._app_ran: set[int] = set()  # driver processes in which the app's script has run
         self._process: subprocess.Popen[bytes] | None = None
         self._stdin: IO[bytes] | None = None
         self._offset = 0
@@ -279,6 +280,8 @@ class DriverEngine:
             step = str(line.get("step"))
             if step == "done":
                 command.done.append(line)
+                if self._process is not None:
+                    self._app_ran.add(self._process.pid)
                 if not self.extensions:
                     self.extensions = [(str(n), str(p)) for n, p in line.get("extensions") or []]
                 if line.get("load_error"):
@@ -324,11 +327,22 @@ class DriverEngine:
                     f"[harness] driver pid {process.pid} exit signal {signal_name(-code)} ({-code}) {where}",
                 )
             )
+        elif code == HOST_FAILED and process.pid in self._app_ran:
+            # The host's own code (recording the answers) raised in a process the app's code has run in: its
+            # interpreter was left broken by the app (the controls vouch for the host), so this is the app's.
+            self._events.append(
+                LogEvent(
+                    EventKind.TRACEBACK,
+                    f"[wh-driver] the driver's own code raised {where}, after the app ran in this process: the app "
+                    "left the interpreter broken (its traceback is in the error_log)",
+                    pid=process.pid,
+                )
+            )
         elif code == HOST_FAILED:
             self._events.append(
                 LogEvent(
                     EventKind.HARNESS_FAULT,
-                    f"[harness] the driver's host failed {where} (see error_log)",
+                    f"[harness] the driver's host failed {where}, before the app's script had run (see error_log)",
                     pid=process.pid,
                 )
             )
