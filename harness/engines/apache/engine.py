@@ -40,6 +40,7 @@ class ApacheEngine:
         self.tail = LogTail(server.error_log, mirror=mirror)
         self.deaths = DeathWatch()
         self._loaded: set[int] = set()  # processes seen to have loaded the app's script
+        self._killed: set[int] = set()  # processes the harness killed (hung daemons, after their stacks)
 
     @property
     def app_dir(self) -> Path:
@@ -95,7 +96,9 @@ class ApacheEngine:
         return f"the Apache parent was killed by {signal_name(signum)} from outside the harness"
 
     def serving_pids(self) -> set[int]:
-        pids = self.server.request_pids()
+        """The processes serving the app now; one the harness has killed (a hung daemon) is not serving, even
+        in the moment before it is gone, or its replacement would be taken for the next cycle's reload."""
+        pids = self.server.request_pids() - self._killed
         self.deaths.watch(pids)
         return pids
 
@@ -104,7 +107,7 @@ class ApacheEngine:
         fresh daemon is still loading the script would be taken for the load itself (the script's mtime
         read after a touch counts as unchanged)."""
         server = self.server
-        waiter.until(lambda: bool(server.request_pids()) or not server.running(), timeout, log.read)
+        waiter.until(lambda: bool(server.request_pids() - self._killed) or not server.running(), timeout, log.read)
         pids = self.serving_pids()
         server.mpm()  # read while the start-up line is there
         if self.server.plan.preload and not self.mechanism.embedded:
@@ -181,6 +184,7 @@ class ApacheEngine:
         return self.server.process_table()
 
     def kill(self, pids: set[int]) -> None:
+        self._killed |= pids
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
