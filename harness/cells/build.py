@@ -34,6 +34,7 @@ VIRTUALENV_SPEC = "virtualenv<20.22"
 class PythonInfo:
     version: str  # full version, e.g. 3.11.2
     executable: str  # the base interpreter (never a virtualenv's)
+    free_threaded: bool = False  # a build without the GIL (Py_GIL_DISABLED, python3.13t)
 
     @property
     def release(self) -> Version:
@@ -73,19 +74,22 @@ def describe_python(executable: Path) -> PythonInfo:
         [
             str(executable),
             "-c",
-            "import sys; print('%d.%d.%d' % sys.version_info[:3]); "
+            "import sys, sysconfig; print('%d.%d.%d' % sys.version_info[:3]); "
+            "print(1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0); "
             "print(getattr(sys, 'real_prefix', getattr(sys, 'base_prefix', sys.prefix)))",
         ],
         timeout=60,
     )
     if done.returncode is None:
         raise HarnessError(f"--python: cannot run {executable} ({done.problem}); give an interpreter or a version")
-    if not done.ok or len(done.stdout.split()) != 2:
+    lines = done.stdout.splitlines()
+    if not done.ok or len(lines) != 3:
         raise HarnessError(f"--python: {executable} does not run ({done.last_line()}); give a Python interpreter")
-    version, base_prefix = done.stdout.split()
-    major_minor = ".".join(version.split(".")[:2])
+    version, no_gil, base_prefix = lines
+    free_threaded = no_gil == "1"
+    major_minor = ".".join(version.split(".")[:2]) + ("t" if free_threaded else "")
     real = Path(base_prefix) / "bin" / f"python{major_minor}"
-    return PythonInfo(version=version, executable=str(real if real.exists() else Path(executable).resolve()))
+    return PythonInfo(version, str(real if real.exists() else Path(executable).resolve()), free_threaded)
 
 
 def base_interpreter() -> Path:

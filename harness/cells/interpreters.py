@@ -52,8 +52,8 @@ def candidates() -> list[Path]:
 
 
 def _is_plain(path: str) -> bool:
-    """python3.8, not python3.8-config or python3.8-gdb.py."""
-    return re.fullmatch(r"python\d\.\d+", Path(path).name) is not None
+    """python3.8 (or a free-threaded python3.13t), not python3.8-config or python3.8-gdb.py."""
+    return re.fullmatch(r"python\d\.\d+t?", Path(path).name) is not None
 
 
 def discover(explicit: Iterable[Path] = ()) -> list[PythonInfo]:

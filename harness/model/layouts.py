@@ -31,6 +31,7 @@ class Layout:
     express_options: tuple[str, ...] = ()
     own_gil: bool = False  # each named group gets its own GIL (mod_wsgi >= 6.0, Python >= 3.12)
     driver_only: bool = False  # a kind of interpreter only the embedding driver makes
+    free_threaded: bool = False  # needs a Python built without the GIL (PEP 703)
 
     @property
     def primary_group(self) -> str:
@@ -81,6 +82,12 @@ LAYOUTS: dict[str, Layout] = {
             "two named sub-interpreters, each with a GIL of its own, in one daemon process",
             _TWO,
             own_gil=True,
+        ),
+        Layout(
+            "free-threaded",
+            "the main interpreter of a free-threaded Python build (python3.13t: no GIL at all, PEP 703)",
+            (Mount("/app", GLOBAL),),
+            free_threaded=True,
         ),
         Layout(
             "isolated",

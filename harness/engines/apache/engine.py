@@ -225,6 +225,17 @@ def script_loaders(lines: Sequence[str], script: Path) -> set[int]:
     return found
 
 
+def refuse_free_threaded(setup: EngineSetup) -> str | None:
+    """The free-threaded layout on an interpreter built with the GIL (every one here, so far)."""
+    python = setup.cell.cell.python if setup.cell.cell is not None else None
+    if setup.layout.free_threaded and (python is None or not python.free_threaded):
+        return (
+            f"layout {setup.layout.name} needs a free-threaded build of Python (3.13t or later, Py_GIL_DISABLED); "
+            f"Python {setup.cell.info.python} at {setup.cell.info.python_executable} is built with the GIL"
+        )
+    return None
+
+
 def refusal(setup: EngineSetup) -> str | None:
     """A mechanism or layout this cell's Apache and mod_wsgi cannot do, said before anything starts."""
     layout, cell = setup.layout, setup.cell
@@ -233,6 +244,9 @@ def refusal(setup: EngineSetup) -> str | None:
     missing = [o for o in layout.express_options if o not in cell.express_options]
     if missing:
         return f"layout {layout.name} needs {', '.join(missing)}, which this cell's mod_wsgi-express lacks"
+    free_threaded = refuse_free_threaded(setup)
+    if free_threaded:
+        return free_threaded
     if layout.own_gil:
         version = cell.info.mod_wsgi_version or ""
         if not version or Version(version) < Version("6.0"):
