@@ -19,16 +19,29 @@ import psutil
 from harness.model.records import Death, DeathSource
 
 
+def _tasks(pid: int) -> list[str]:
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+
+
+def _state_in(stat_file: str) -> str | None:
+    try:
+        with open(stat_file, "rb") as handle:
+            text = handle.read().decode("ascii", errors="replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()
+    return fields[0] if fields else None
+
+
 def children(pid: int) -> list[int]:
     """The direct children of a process, from /proc/PID/task/*/children: one small read per thread of the
     parent, where psutil's children() reads the stat file of every process on the machine (a cost every
     run's 50 ms polls would pay for every other run's processes)."""
     found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
+    for task in _tasks(pid):
         try:
             with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
                 found += [int(part) for part in handle.read().split()]
@@ -39,33 +52,14 @@ def children(pid: int) -> list[int]:
 
 def state(pid: int) -> str | None:
     """The one-letter state of a process (R, S, D, Z...), None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode("ascii", errors="replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()
-    return fields[0] if fields else None
+    return _state_in(f"/proc/{pid}/stat")
 
 
 def still_exiting(pid: int) -> bool:
     """Whether any thread of the process is still at work: a crashed process's leader shows as a zombie
     while the faulting thread is still writing the core, so the leader's state alone does not say the
     core is complete."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat", "rb") as handle:
-                text = handle.read().decode("ascii", errors="replace")
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()
-        if fields and fields[0] not in ("Z", "X", "x"):
-            return True
-    return False
+    return any(_state_in(f"/proc/{pid}/task/{task}/stat") not in (None, "Z", "X", "x") for task in _tasks(pid))
 
 
 def command_line(pid: int) -> str:
