@@ -148,6 +148,19 @@ def _name(spec: RunSpec, several_cells: bool) -> str:
     return f"{spec.scenario.name}[{spec.mechanism}-{spec.layout}{cell}]"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Bad names are said before anything starts, on the pytest-xdist controller too (whose workers would
+    otherwise each fail to collect, and the run end as 'no tests ran')."""
+    if not config.getoption("--wsgi-harness", default=False) or hasattr(config, "workerinput"):
+        return
+    try:
+        scenarios.resolve(config.getoption("--wh-scenario"))
+        mechanisms.select(config.getoption("--wh-mechanism"))
+        layouts.select(config.getoption("--wh-layout"))
+    except (ValueError, HarnessError) as exc:
+        raise pytest.UsageError(f"wsgi-harness: {exc}") from None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--wsgi-harness"):

@@ -116,3 +116,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("slow") is not None:
                 item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under pytest-xdist, the check of every result file runs here, on the controller, once every worker has
+    finished (a test cannot be made to run after the other workers' tests); a problem fails the session."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("dsession"):
+        return
+    from tests.test_every_result import check, said
+
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    counted, problems = check(sorted(base.glob("popen-gw*")))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"every result file of the suite: {said(counted, problems)}")
+        for problem in problems[:40]:
+            reporter.write_line(f"  {problem}")
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

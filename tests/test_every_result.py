@@ -27,12 +27,12 @@ def _roots(basetemp: Path) -> list[Path]:
     return sorted(basetemp.parent.glob("popen-gw*")) if basetemp.name.startswith("popen-gw") else [basetemp]
 
 
-@LAST
-def test_every_result_file_of_the_suite_is_valid(tmp_path_factory: pytest.TempPathFactory) -> None:
+def check(roots: list[Path]) -> tuple[dict[str, int], list[str]]:
+    """(how many of each file were read, what is wrong with them) under the given folders."""
     validators = {name: _validator(name) for name in schemas.SCHEMAS}
     problems: list[str] = []
     counted = {"run": 0, "session": 0, "cycle": 0, "spec": 0}
-    for root in _roots(tmp_path_factory.getbasetemp()):
+    for root in roots:
         for path in sorted(root.rglob("summary.json")):
             data = json.loads(path.read_text())
             kind = "session" if "runs" in data else "run"
@@ -53,10 +53,24 @@ def test_every_result_file_of_the_suite_is_valid(tmp_path_factory: pytest.TempPa
             data = json.loads(path.read_text())
             problems += [f"{path}: {e.message}" for e in validators["spec.schema.json"].iter_errors(data)][:3]
             counted["spec"] += 1
+    return counted, problems
+
+
+def said(counted: dict[str, int], problems: list[str]) -> str:
+    return (f"checked {counted['session']} session and {counted['run']} run summaries, {counted['cycle']} cycle "
+            f"records, {counted['spec']} specs: {len(problems)} problems")  # fmt: skip
+
+
+@LAST
+def test_every_result_file_of_the_suite_is_valid(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    if hasattr(request.config, "workerinput"):
+        pytest.skip("under pytest-xdist the check runs once every worker has finished (the session's last line)")
+    counted, problems = check(_roots(tmp_path_factory.getbasetemp()))
     if counted["run"] == 0:
         if os.environ.get("CI"):
             pytest.fail("the suite wrote no results to check")
         pytest.skip("no results written by this session (run the live tests with it)")
-    print(f"checked {counted['session']} session and {counted['run']} run summaries, {counted['cycle']} cycle "
-          f"records, {counted['spec']} specs: {len(problems)} problems")  # fmt: skip
+    print(said(counted, problems))
     assert problems == [], "\n".join(problems[:40])

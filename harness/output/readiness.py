@@ -47,11 +47,24 @@ def message(run: RunResult) -> str:
     if run.signatures:
         text = run.signatures[0].signature
     elif run.first_exception:
-        text = run.first_exception.removeprefix("exception in load: ")
+        text = exception_line(run.first_exception.removeprefix("exception in load: "))
     else:
         lines = evidence_lines(run)
         text = lines[0] if lines else run.verdict.value
     return text if len(text) <= MESSAGE else text[: MESSAGE - 3] + "..."
+
+
+def exception_line(text: str) -> str:
+    """One line of a long exception message: the cause it quotes (numpy's "Original error was: ..."), else its
+    first line with words in it, after the exception's type."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kind = lines[0].split(":", 1)[0] if lines and ":" in lines[0] else ""
+    quoted = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Original error was:")), None)
+    if quoted:
+        return f"{kind}: {quoted}" if kind else quoted
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else text
 
 
 def pages(runs: Sequence[RunResult], broken: Sequence[BrokenSlot], out_dir: Path) -> list[Page]:
@@ -83,8 +96,12 @@ def pages(runs: Sequence[RunResult], broken: Sequence[BrokenSlot], out_dir: Path
 def _cell(run: RunResult, broken: Sequence[BrokenSlot], notes: list[str], out_dir: Path) -> Cell:
     link = os.path.relpath(run.folder, out_dir)
     where = standing(run, broken)
-    if where is Standing.BROKEN:
-        return Cell("broken slot (CPython)", BROKEN_COLOUR, link, None)
+    if where is Standing.BROKEN:  # the package's own verdict still says something; the controls' failure too
+        slot = next((b for b in broken if b.cell == run.cell.label and b.mechanism == run.mechanism
+                     and b.layout == run.layout), None)  # fmt: skip
+        control = _note(notes, f"CPython's own controls fail here: {slot.reason}" if slot else "controls fail here")
+        own = f"{entry_text(run)} [{_note(notes, message(run))}], " if run.verdict.is_failure else ""
+        return Cell(f"{own}broken slot", BROKEN_COLOUR, link, control)
     if run.verdict is Outcome.UNSUPPORTED:
         return Cell("n/a", POLICY[Outcome.UNSUPPORTED].colour, link, _note(notes, run.reason or "unsupported"))
     if run.verdict is Outcome.CLEAN:
