@@ -77,8 +77,16 @@ _run_probe({{}})  # at load, as an app imports its packages (no request yet: an 
 def application(environ, start_response):
     value = _run_probe(environ)
     if not os.path.exists(REFERENCE):
-        with io.open(REFERENCE, "w", encoding="utf-8") as handle:
+        # Written whole under another name, then linked into place only if no one else's is there: two
+        # interpreters serving at once must never read each other's half-written file.
+        mine = "%s.%d-%d" % (REFERENCE, os.getpid(), id(_run_probe))
+        with io.open(mine, "w", encoding="utf-8") as handle:
             handle.write(value)
+        try:
+            os.link(mine, REFERENCE)
+        except OSError:
+            pass  # the other interpreter's came first
+        os.unlink(mine)
     with io.open(REFERENCE, encoding="utf-8") as handle:
         first = handle.read()
     body = "ok\\n" if value == first else "result changed: %s, first %s\\n" % (value[:200], first[:200])
