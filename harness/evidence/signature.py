@@ -34,7 +34,8 @@ NEVER_FUNCTIONS = re.compile(
 )
 # Source files of the C library and of CPython itself, for frames a tool names only by file.
 NEVER_FILES = re.compile(
-    r"^(?:\.\./sysdeps/|\./(?:nptl|stdlib|malloc|string|signal|posix|libio|csu)/|Objects/|Python/|Modules/gcmodule\.c|Include/)"
+    r"^(?:\.\./sysdeps/|\./(?:nptl|stdlib|malloc|string|signal|posix|libio|csu)/|Objects/|Python/|Modules/gcmodule\.c|Include/"
+    r"|(?:.*/)?wsgi_driver\.c$|src/server/(?:mod_wsgi|wsgi_\w+)\.c$)"  # the harness's driver, mod_wsgi's sources
 )
 # Trampolines: they only lead to the frame they call, which is the one to name.
 LEADS_ON = re.compile(r"^(?:libffi)")

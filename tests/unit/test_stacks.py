@@ -242,3 +242,16 @@ def test_gdb_and_py_spy_name_the_same_thread_by_its_pthread() -> None:
     assert by_spy.same_as(by_gdb) and by_gdb.same_as(by_spy)
     blocking = signature.blocking_frame(by_gdb)
     assert blocking is not None and blocking.function == "PyThread_acquire_lock_timed"
+
+
+def test_the_drivers_own_frames_are_never_the_culprit() -> None:
+    """gdb names the driver's frames by file alone (its executable has no .so name): an abort in
+    Py_EndInterpreter is the runtime's, named by its own frame, not by the harness's code that called it."""
+    aborted = thread(
+        c("__pthread_kill_implementation", "/lib/libc.so.6"),
+        c("fatal_error_exit", file="Python/pylifecycle.c"),
+        c("end_interpreter", file="wsgi_driver.c"),
+        c("main", file="wsgi_driver.c"),
+    )
+    found = signature.culprit([aborted], None, None)
+    assert found.describe() is None and found.runtime() == "fatal_error_exit"
