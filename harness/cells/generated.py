@@ -60,9 +60,10 @@ def _top_level(names):
                 tops = set(line.split(",")[0].split("/")[0] for line in _lines(os.path.join(base, "RECORD")))
                 modules = sorted(set(top.split(".")[0] for top in tops if not top.startswith("..")
                                      and not top.endswith((".dist-info", ".data")) and top != "__pycache__"))
-            found += modules
-            wanted.discard(dist)
-    return found + sorted(wanted)  # a name not found installed: imported as it is
+            if modules:
+                found += modules
+                wanted.discard(dist)
+    return found + sorted(wanted)  # a name whose metadata says nothing: imported as it is
 
 
 def _run_probe(environ):
