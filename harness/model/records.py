@@ -178,7 +178,7 @@ class CycleRecord:
     faulthandler: tuple[str, ...] = ()
     log_lines: tuple[int, int] | None = None  # [first, last] line numbers in the run's error_log
     first_exception: str | None = None  # the first Python exception of the cycle, even when a crash follows
-    destroy_order: tuple[str, ...] = ()  # stop: the application groups in the order mod_wsgi destroyed them
+    destroy_order: tuple[str, ...] = ()  # the application groups in the order mod_wsgi destroyed them
     schema_version: str = RESULT_SCHEMA
 
     def to_json(self) -> dict[str, object]:

@@ -116,20 +116,30 @@ def test_a_real_crash_in_a_healthy_slot_fails_the_matrix_beside_a_broken_slot(tm
 
 
 def test_the_order_groups_first_load_flips_the_verdict(tmp_path: Path) -> None:
-    runs = {}
+    # The group that loads first runs the extension's init, and its statics name that group's interpreter; only
+    # app-b's atexit hook calls the extension. mod_wsgi destroys its interpreters by walking an APR hash table
+    # seeded from the clock and memory addresses, so the order can differ from one daemon to the next (both
+    # orders came up within one run; app-a first in about 9 of 10 destroying cycles here). The rule is per
+    # destroying cycle: with app-a loaded first, the hook crashes exactly when app-a goes first; with app-b loaded
+    # first it never does, whatever the order.
+    by_order: dict[str, set[tuple[int, str, Outcome]]] = {}
     for name, order in (("layout", ()), ("flipped", ("--load-order", "app-b,app-a"))):
         done = run_once(tmp_path / name, str(FIXTURES / "group_order"), "sigterm", "--layout", "two-groups",
-                        "--python", "/usr/bin/python3.11", *order, cycles=1)  # fmt: skip
+                        "--python", "/usr/bin/python3.11", *order, cycles=9)  # fmt: skip
         assert done.returncode in (0, 1), done.stderr[-2000:]
-        (runs[name],) = session_record(tmp_path / name).runs
-    first, flipped = runs["layout"], runs["flipped"]
-    # The group that loads first runs the extension's init, and its statics name that group's interpreter.
-    assert first.verdict is Outcome.CRASHED and first.stop_outcome is Outcome.CRASHED, first.evidence
-    assert flipped.verdict is Outcome.CLEAN, flipped.evidence
-    assert flipped.spec.load.order == ("app-b", "app-a")
-    # Recorded per run, not assumed: the order mod_wsgi destroyed the groups in has come out both ways between
-    # runs of one configuration. Which group ran the extension's init is what moved the crash.
-    assert sorted(first.destroy_order) == sorted(flipped.destroy_order) == ["app-a", "app-b"]
+        (run,) = session_record(tmp_path / name).runs
+        destroying = [r for r in cycles(tmp_path / name, run.folder) if r.destroy_order]
+        assert len(destroying) == 10 and all(sorted(r.destroy_order) == ["app-a", "app-b"] for r in destroying)
+        by_order[name] = {(r.cycle, r.destroy_order[0], r.outcome) for r in destroying}
+        if order:
+            assert run.spec.load.order == ("app-b", "app-a")
+        assert run.verdict is (Outcome.CRASHED if not order else Outcome.CLEAN), run.evidence
+    layout = {(first, outcome) for _, first, outcome in by_order["layout"]}
+    flipped = {(first, outcome) for _, first, outcome in by_order["flipped"]}
+    assert ("app-a", Outcome.CRASHED) in layout, sorted(by_order["layout"])
+    assert layout <= {("app-a", Outcome.CRASHED), ("app-b", Outcome.CLEAN)}, sorted(by_order["layout"])
+    assert ("app-a", Outcome.CLEAN) in flipped, sorted(by_order["flipped"])  # the order that crashed above
+    assert flipped <= {("app-a", Outcome.CLEAN), ("app-b", Outcome.CLEAN)}, sorted(by_order["flipped"])
 
 
 def test_a_lazily_loaded_app_differs_from_the_preloaded_one(tmp_path: Path) -> None:

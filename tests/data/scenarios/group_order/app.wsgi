@@ -1,8 +1,8 @@
 """Fixture: two application groups of one daemon import a Pyrex-shaped extension; only group app-b calls it from
 an atexit hook. The group that imports it first runs its init, and its borrowed statics name that group's
-interpreter. On Python 3 mod_wsgi destroys sub-interpreters in the order they were created: when app-a loads
-first, it is destroyed first and app-b's hook then reads through statics into a freed interpreter (a crash);
-when app-b loads first, its hook runs while its own interpreter, the one the statics name, still lives."""
+interpreter. mod_wsgi destroys the groups in its hash table's order, which is random per daemon process: when
+app-a loaded first and is destroyed first, app-b's hook then reads through statics into a freed interpreter (a
+crash); when app-b loaded first, the statics name its own interpreter, alive while its hook runs."""
 
 import atexit
 
