@@ -146,7 +146,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
     env_dir = cells / key
     marker = env_dir / "cell.json"
     with locked(cells / f"{key}.lock"):
-        if marker.is_file():
+        if marker.is_file() and compiled_for_other_apache(env_dir, apache) is None:
             record = json.loads(marker.read_text())
             return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"), _httpd(env_dir, apache))
         failed = cells / f"{key}.unsupported.json"
@@ -154,7 +154,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
             record = json.loads(failed.read_text())
             return Unsupported(record["reason"], record.get("log", ""))
         if env_dir.exists():
-            shutil.rmtree(env_dir)  # a build that was interrupted half-way
+            shutil.rmtree(env_dir)  # a build that was interrupted half-way, or one compiled for another Apache
         result = _build(python, mod_wsgi, apache, env_dir)
         if isinstance(result, Unsupported):
             shutil.rmtree(env_dir, ignore_errors=True)
@@ -217,7 +217,9 @@ def _build(
     # pip's isolated build environment would hide mod_wsgi_packages.httpd from mod_wsgi's setup.py, which
     # would then fall back to a system apxs.
     isolation = ["--no-build-isolation"] if is_bundled(apache) else []
-    args = [*pip, *isolation, pip_requirement(mod_wsgi), *extra]
+    # The wheel pip builds from mod_wsgi's sdist names the Apache it was compiled for, and pip's wheel cache keys
+    # it by the sdist alone: a cached wheel from a cell with another Apache would be installed as it is.
+    args = [*pip, "--no-cache-dir", *isolation, pip_requirement(mod_wsgi), *extra]
     done = proc.run(args, timeout=BUILD_TIMEOUT, env=pip_env)
     log += ["$ " + " ".join(args), done.output or (done.problem or "")]
     if not done.ok:
@@ -231,6 +233,9 @@ def _build(
         )
     if not (env_dir / "bin" / "mod_wsgi-express").exists():
         return Unsupported(f"mod_wsgi {mod_wsgi} installed no mod_wsgi-express", "\n".join(log))
+    other = compiled_for_other_apache(env_dir, apache)
+    if other is not None:
+        return Unsupported(other, "\n".join(log))
     shown = proc.run([str(env_dir / "bin" / "python"), "-m", "pip", "show", "mod_wsgi"], timeout=60).stdout
     version = next((line.split(":", 1)[1].strip() for line in shown.splitlines() if line.startswith("Version:")), None)
     (env_dir / "build.log").write_text("\n".join(log))
@@ -281,6 +286,25 @@ def _httpd(env_dir: Path, apache: ApacheInfo | None) -> str | None:
         found = sorted(env_dir.glob("lib/python*/site-packages/mod_wsgi_packages/httpd/bin/httpd"))
         return str(found[0]) if found else None
     return apache.httpd
+
+
+def compiled_for_other_apache(env_dir: Path, apache: ApacheInfo | None) -> str | None:
+    """Why the cell's mod_wsgi does not run this cell's Apache, or None when it does (or nothing says).
+    mod_wsgi's build writes the Apache it was compiled for into `apxs_config.py`: WITH_HTTPD_PACKAGE is True for
+    the bundled httpd found through mod_wsgi_packages, False for the apxs it was given."""
+    if apache is None:
+        return None
+    for path in sorted(env_dir.glob("lib/python*/site-packages/mod_wsgi/*/apxs_config.py")):
+        found = re.search(r"^WITH_HTTPD_PACKAGE = (True|False)\s*$", path.read_text(errors="replace"), re.M)
+        if found is None:
+            continue
+        bundled = found.group(1) == "True"
+        if bundled == is_bundled(apache):
+            return None
+        compiled = "a bundled httpd (mod_wsgi_packages)" if bundled else "the system's Apache"
+        return (f"mod_wsgi in {env_dir.name} was compiled for {compiled}, not for this cell's Apache "
+                f"{apache.version} ({apache.origin}): {path}")  # fmt: skip
+    return None
 
 
 def requirement_exists_nowhere(pip_output: str, requirement: str, pip_tells: bool = True) -> bool:

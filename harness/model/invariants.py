@@ -47,6 +47,9 @@ def violations(result: RunResult, cycles: Sequence[CycleRecord]) -> list[str]:
             found.append(f"rate of {rate.outcome.value} is over {rate.trials} trials, not {trials}")
     if sum(rate.count for rate in result.rates) != trials:
         found.append(f"rates count {sum(r.count for r in result.rates)} reloads, not {trials}")
+    ran, cell = result.engine.apache, result.cell.apache
+    if ran is not None and cell is not None and ran != cell:
+        found.append(f"Apache {ran} ran, but the cell is recorded as Apache {cell} ({result.cell.apache_origin})")
     expected = result.expected
     if result.matches != (result.verdict in expected and not result.interrupted):
         shown = " or ".join(v.value for v in expected) or "none"

@@ -251,6 +251,7 @@ class EngineInfo:
     port: int | None = None
     command: tuple[str, ...] = ()  # mod_wsgi-express setup-server arguments, or the driver's argv
     mpm: str | None = None  # the Apache MPM that really ran
+    apache: str | None = None  # the Apache version that really ran, from its start-up line
 
 
 @dataclass(frozen=True)

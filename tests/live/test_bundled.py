@@ -90,6 +90,7 @@ def _check(runs: dict[str, RunResult]) -> None:
         assert (run.cell.apache, run.cell.apache_origin) == (RELEASE, f"bundled:{RELEASE}")
         assert run.cell.httpd and "mod_wsgi_packages/httpd/bin/httpd" in run.cell.httpd, run.cell.httpd
         assert run.engine.mpm in ("event", "worker", "prefork")
+        assert run.engine.apache == RELEASE, "the httpd that ran says its own version at start-up"
 
 
 @pytest.mark.slow
@@ -106,5 +107,8 @@ def test_debians_apache_and_two_bundled_releases_side_by_side(tmp_path: Path) ->
     assert {("2.4.68", "bundled:2.4.68"), ("2.4.69", "bundled:2.4.69")} < origins and len(origins) == 3, origins
     for run in record.runs:
         assert run.verdict is {"hello": Outcome.CLEAN, "segfault": Outcome.CRASHED}[run.spec.scenario.name], run.run
+        # What ran, not only what was asked for: pip's wheel cache once handed one cell the mod_wsgi compiled
+        # in another, so a "bundled" cell ran Debian's apache2.
+        assert run.engine.apache == run.cell.apache, (run.run, run.engine.apache, run.cell.apache)
     again = harness(*args, "--results", str(tmp_path / "again"), timeout=3600)
     assert again.returncode == 0 and "compilations: 0" in again.stdout + again.stderr, again.stderr[-2000:]

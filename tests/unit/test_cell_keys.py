@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from harness.cells.apache import ApacheInfo
-from harness.cells.build import PythonInfo, cell_key, source_state
+from harness.cells.build import PythonInfo, cell_key, compiled_for_other_apache, source_state
 
 PYTHON = PythonInfo("3.11.2", "/usr/bin/python3.11")
 APACHE = ApacheInfo("2.4.71", "debian", "/usr/bin/apxs", "/usr/sbin/apache2")
@@ -63,3 +63,32 @@ def test_cells_differ_by_interpreter_apache_and_release() -> None:
     }
     assert len(keys) == 5
     assert cell_key(PYTHON, None, APACHE).startswith("py3.11.2-driver-")
+
+
+BUNDLED = ApacheInfo("2.4.69", "bundled:2.4.69", "", "")
+
+
+def _compiled(env_dir: Path, with_package: bool) -> Path:
+    """The apxs_config.py mod_wsgi's build writes, reduced to the line that says which Apache it was built for."""
+    server = env_dir / "lib" / "python3.11" / "site-packages" / "mod_wsgi" / "server"
+    server.mkdir(parents=True)
+    (server / "apxs_config.py").write_text(f"import os\n\nWITH_HTTPD_PACKAGE = {with_package}\n")
+    return server / "apxs_config.py"
+
+
+def test_a_mod_wsgi_compiled_for_another_apache_is_named(tmp_path: Path) -> None:
+    # pip's wheel cache once gave a Debian-Apache cell the wheel built in a bundled-httpd cell (and the reverse),
+    # so a result would have named an Apache that never ran.
+    _compiled(tmp_path / "system", with_package=False)
+    _compiled(tmp_path / "bundled", with_package=True)
+    assert compiled_for_other_apache(tmp_path / "system", APACHE) is None
+    assert compiled_for_other_apache(tmp_path / "bundled", BUNDLED) is None
+    wrong = compiled_for_other_apache(tmp_path / "bundled", APACHE)
+    assert wrong is not None and "compiled for a bundled httpd" in wrong and "2.4.71 (debian)" in wrong
+    wrong = compiled_for_other_apache(tmp_path / "system", BUNDLED)
+    assert wrong is not None and "compiled for the system's Apache" in wrong and "bundled:2.4.69" in wrong
+
+
+def test_a_driver_cell_or_an_unknown_build_makes_no_claim(tmp_path: Path) -> None:
+    assert compiled_for_other_apache(tmp_path, None) is None
+    assert compiled_for_other_apache(tmp_path, APACHE) is None  # no apxs_config.py: nothing says

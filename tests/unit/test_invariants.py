@@ -156,3 +156,13 @@ def test_the_cli_exits_3_on_a_result_that_contradicts_itself(
     done = cli(capsys, "check", "anything")
     assert done.status == 3 and done.stderr.startswith("internal error: results/s/run: the result contradicts itself")
     assert done.stderr.count("\n") == 1
+
+
+def test_an_apache_that_is_not_the_cells(flaky: tuple[RunResult, list[CycleRecord]]) -> None:
+    # A cell built from a wheel compiled for another Apache ran that Apache: the result must not name the cell's.
+    result, cycles = flaky
+    cell = replace(result.cell, apache="2.4.69", apache_origin="bundled:2.4.69")
+    ran = replace(result, cell=cell, engine=replace(result.engine, apache="2.4.71"))
+    assert violations(ran, cycles) == ["Apache 2.4.71 ran, but the cell is recorded as Apache 2.4.69 (bundled:2.4.69)"]
+    same = replace(result, cell=cell, engine=replace(result.engine, apache="2.4.69"))
+    assert violations(same, cycles) == []

@@ -209,6 +209,7 @@ class ApacheEngine:
             port=self.server.port,
             command=tuple(["mod_wsgi-express", *self.server.express_arguments()]),
             mpm=self.server.mpm(),
+            apache=self.server.version(),
         )
 
 

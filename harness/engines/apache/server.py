@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -125,6 +126,7 @@ class ApacheServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._daemons: set[int] = set()  # children seen named as mod_wsgi daemons
         self._mpm: str | None = None
+        self._version: str | None = None
 
     # --- files -------------------------------------------------------------------------------
     @property
@@ -414,10 +416,21 @@ class ApacheServer:
 
     def mpm(self) -> str | None:
         """The MPM the server really ran, from its own start-up line (kept: the root goes at the end)."""
-        if self._mpm is None:
-            with contextlib.suppress(OSError), open(self.error_log, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    if "[mpm_" in line:
-                        self._mpm = line.split("[mpm_", 1)[1].split(":", 1)[0]
-                        break
+        self._read_startup()
         return self._mpm
+
+    def version(self) -> str | None:
+        """The Apache version that really ran, from the same line ("AH00489: Apache/2.4.71 (Debian) ...")."""
+        self._read_startup()
+        return self._version
+
+    def _read_startup(self) -> None:
+        if self._mpm is not None:
+            return
+        with contextlib.suppress(OSError), open(self.error_log, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if "[mpm_" in line:
+                    self._mpm = line.split("[mpm_", 1)[1].split(":", 1)[0]
+                    found = re.search(r"\bApache/([0-9][0-9.]*[0-9])", line)
+                    self._version = found.group(1) if found else None
+                    break
