@@ -136,7 +136,12 @@ def cell_known(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | No
     """Whether this cell was built (or found impossible) before: using it compiles nothing."""
     key = cell_key(python, mod_wsgi, apache)
     cells = cache_root() / "cells"
-    return (cells / key / "cell.json").is_file() or (cells / f"{key}.unsupported.json").is_file()
+    return _built(cells / key, apache) or (cells / f"{key}.unsupported.json").is_file()
+
+
+def _built(env_dir: Path, apache: ApacheInfo | None) -> bool:
+    """A finished build whose mod_wsgi runs this cell's Apache (one compiled for another is built again)."""
+    return (env_dir / "cell.json").is_file() and compiled_for_other_apache(env_dir, apache) is None
 
 
 def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | None) -> Cell | Unsupported:
@@ -146,7 +151,7 @@ def ensure_cell(python: PythonInfo, mod_wsgi: str | None, apache: ApacheInfo | N
     env_dir = cells / key
     marker = env_dir / "cell.json"
     with locked(cells / f"{key}.lock"):
-        if marker.is_file() and compiled_for_other_apache(env_dir, apache) is None:
+        if _built(env_dir, apache):
             record = json.loads(marker.read_text())
             return Cell(python, mod_wsgi, apache, str(env_dir), record.get("mod_wsgi_version"), _httpd(env_dir, apache))
         failed = cells / f"{key}.unsupported.json"

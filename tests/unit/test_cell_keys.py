@@ -1,12 +1,15 @@
-"""Cell keys: a release is one cell; a local checkout or sdist is a new cell whenever its content changes."""
+"""Cell keys: a release is one cell; a local checkout or sdist is a new cell whenever its content changes; a
+cached cell whose mod_wsgi was compiled for another Apache is not that cell."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from harness.cells.apache import ApacheInfo
-from harness.cells.build import PythonInfo, cell_key, compiled_for_other_apache, source_state
+from harness.cells.build import PythonInfo, cell_key, cell_known, compiled_for_other_apache, source_state
 
 PYTHON = PythonInfo("3.11.2", "/usr/bin/python3.11")
 APACHE = ApacheInfo("2.4.71", "debian", "/usr/bin/apxs", "/usr/sbin/apache2")
@@ -92,3 +95,16 @@ def test_a_mod_wsgi_compiled_for_another_apache_is_named(tmp_path: Path) -> None
 def test_a_driver_cell_or_an_unknown_build_makes_no_claim(tmp_path: Path) -> None:
     assert compiled_for_other_apache(tmp_path, None) is None
     assert compiled_for_other_apache(tmp_path, APACHE) is None  # no apxs_config.py: nothing says
+
+
+def test_a_cached_cell_compiled_for_another_apache_is_not_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not known means: built again, and counted among the run's compilations.
+    monkeypatch.setenv("MOD_WSGI_HARNESS_CACHE", str(tmp_path))
+    env_dir = tmp_path / "cells" / cell_key(PYTHON, "6.1.1", APACHE)
+    config = _compiled(env_dir, with_package=True)
+    (env_dir / "cell.json").write_text("{}")
+    assert not cell_known(PYTHON, "6.1.1", APACHE)
+    config.write_text("WITH_HTTPD_PACKAGE = False\n")
+    assert cell_known(PYTHON, "6.1.1", APACHE)
