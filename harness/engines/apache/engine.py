@@ -98,16 +98,23 @@ class ApacheEngine:
     def serving_pids(self) -> set[int]:
         """The processes serving the app now; one the harness has killed (a hung daemon) is not serving, even
         in the moment before it is gone, or its replacement would be taken for the next cycle's reload."""
-        pids = self.server.request_pids() - self._killed
+        pids = self._unkilled()
         self.deaths.watch(pids)
         return pids
+
+    def _unkilled(self) -> set[int]:
+        """The server's request processes less those the harness killed; a killed pid is forgotten once it is
+        gone, so a later daemon that reuses the number is seen."""
+        pids = self.server.request_pids()
+        self._killed &= pids
+        return pids - self._killed
 
     def ready(self, cycle: int, waiter: Waiter, log: CycleLog, timeout: float) -> set[int]:
         """Something serves the app, and a daemon that preloads it has done so: a reload triggered while a
         fresh daemon is still loading the script would be taken for the load itself (the script's mtime
         read after a touch counts as unchanged)."""
         server = self.server
-        waiter.until(lambda: bool(server.request_pids() - self._killed) or not server.running(), timeout, log.read)
+        waiter.until(lambda: bool(self._unkilled()) or not server.running(), timeout, log.read)
         pids = self.serving_pids()
         server.mpm()  # read while the start-up line is there
         if self.server.plan.preload and not self.mechanism.embedded:
