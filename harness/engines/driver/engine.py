@@ -215,6 +215,9 @@ class DriverEngine:
                 )
             except OSError as exc:
                 raise StartFailed(f"the embedding driver cannot start: {exc.strerror or exc}") from None
+        # pids are reused (pid_max is 32768 here): a new driver is not the one killed or reported before it.
+        self._killed.discard(self._process.pid)
+        self._reported.discard(self._process.pid)
         self._stdin = self._process.stdin
 
     def _send(self, line: str, cycle: int, fresh: bool = False) -> None:
